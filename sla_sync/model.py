@@ -1,0 +1,105 @@
+"""Domain objects: the neutral issue, its events, SLA states and changes.
+
+Everything here is a frozen dataclass.  Instants are ``int`` seconds since the Unix
+epoch (UTC): the clocks work in whole seconds, and integers keep them exact and fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+METRICS: tuple[str, ...] = ("first_response", "workaround", "resolution")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One entry of an issue's history.
+
+    ``kind`` is ``comment`` (``public``, ``by_agent``), ``status`` (``from_``/``to``),
+    ``label`` (``added``/``removed``) or ``field`` (``field``, ``from_``/``to``).
+    """
+
+    at: int
+    kind: str
+    public: bool = False
+    by_agent: bool = False
+    author: str | None = None
+    from_: str | None = None
+    to: str | None = None
+    field: str | None = None
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """A tracker issue in the neutral form every adapter maps into."""
+
+    key: str
+    created_at: int
+    status: str
+    title: str = ""
+    priority: str | None = None
+    type: str | None = None
+    project: str | None = None
+    labels: tuple[str, ...] = ()
+    assignee: str | None = None
+    milestone: str | None = None
+    due_date: str | None = None
+    updated_at: int | None = None
+    fields: dict[str, Any] = field(default_factory=dict, hash=False, compare=True)
+    events: tuple[Event, ...] = ()
+
+
+class State(StrEnum):
+    """The state of one SLA metric."""
+
+    RUNNING = "running"
+    PAUSED = "paused"
+    MET = "met"
+    BREACHED = "breached"
+
+
+@dataclass(frozen=True, slots=True)
+class SlaState:
+    """One metric's clock at ``now`` (seconds are whole working seconds)."""
+
+    metric: str
+    state: State
+    at_risk: bool
+    target_s: int
+    elapsed_s: int
+    remaining_s: int
+    due_at: int | None
+    breached_at: int | None
+    stopped_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class IssueSla:
+    """An issue's level and the state of each metric its level defines."""
+
+    key: str
+    level: str
+    metrics: dict[str, SlaState]
+    rule: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One write the plan asks of a tracker, for one issue.
+
+    ``kind`` is one of ``due_date`` (``value``: ``YYYY-MM-DD``), ``due_instant``
+    (``value``: ISO instant), ``add_labels``/``remove_labels`` (``values``),
+    ``assign`` (``value``: a login or group name), ``watchers`` (``values``) and
+    ``comment`` (``value``: the text, ``private``).  ``step`` names the escalation
+    step (1-based) that asked for it, if any.
+    """
+
+    kind: str
+    value: str | None = None
+    values: tuple[str, ...] = ()
+    private: bool = True
+    step: int | None = None
