@@ -63,15 +63,19 @@ class Calendar:
         """Working seconds in ``[start, end)``; zero when ``end <= start``."""
         if end <= start:
             return 0
+        self._ensure(start)
+        self._ensure(end)
         return self._cumulative(end) - self._cumulative(start)
 
     def add_working_seconds(self, start: int, seconds: int) -> int:
         """The earliest instant by which ``seconds`` working seconds have passed since ``start``."""
         if seconds <= 0:
             return start
+        self._ensure(start)
         target = self._cumulative(start) + seconds
+        first = self._base + len(self._ivals)
         while self._cum[-1] < target:
-            if len(self._cum) > _MAX_SCAN_DAYS + 400:
+            if self._base + len(self._ivals) - first > _MAX_SCAN_DAYS:
                 raise NoWorkingTimeError("the calendar has no working time in ten years")
             self._extend_forward(self._base + len(self._ivals) + 31)
         i = bisect_left(self._cum, target) - 1
@@ -86,8 +90,8 @@ class Calendar:
         """The working intervals inside ``[start, end)``, in order, clipped to it."""
         if end <= start:
             return
-        self._cumulative(start)
-        self._cumulative(end)
+        self._ensure(start)
+        self._ensure(end)
         i = bisect_right(self._starts, start) - 1
         while i < len(self._ivals) and self._starts[i] < end:
             for a, b in self._ivals[i]:
@@ -102,14 +106,19 @@ class Calendar:
 
     # -- the cache ------------------------------------------------------------
 
-    def _cumulative(self, t: int) -> int:
-        """Working seconds from the start of the first cached day up to ``t``."""
+    def _ensure(self, t: int) -> None:
+        """Cache the days around ``t``.  Extending backwards shifts every running
+        total, so callers ensure all their instants before reading any total."""
         if not self._starts:
             self._start_cache(self._ordinal(t))
         if t < self._starts[0]:
             self._extend_back(self._ordinal(t) - 31)
         while t >= self._starts[-1]:
             self._extend_forward(max(self._ordinal(t), self._base + len(self._ivals)) + 31)
+
+    def _cumulative(self, t: int) -> int:
+        """Working seconds from the start of the first cached day up to ``t``
+        (which ``_ensure`` has cached)."""
         i = bisect_right(self._starts, t) - 1
         done = self._cum[i]
         for a, b in self._ivals[i]:

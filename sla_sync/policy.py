@@ -125,6 +125,11 @@ Percent = Annotated[str, AfterValidator(_check_percent)]
 Names = Annotated[tuple[str, ...], BeforeValidator(_listify)]
 
 
+def _check_interval(text: str) -> str:
+    parse_interval(text)
+    return text
+
+
 def _check_day(texts: tuple[str, ...]) -> tuple[str, ...]:
     spans = sorted(parse_interval(t) for t in texts)
     for (_, end), (start, _) in itertools.pairwise(spans):
@@ -133,7 +138,8 @@ def _check_day(texts: tuple[str, ...]) -> tuple[str, ...]:
     return texts
 
 
-DayHours = Annotated[Names, AfterValidator(_check_day)]
+IntervalText = Annotated[str, AfterValidator(_check_interval)]
+DayHours = Annotated[tuple[IntervalText, ...], BeforeValidator(_listify), AfterValidator(_check_day)]
 
 
 class _Frozen(BaseModel):
@@ -497,7 +503,7 @@ def _semantic_problems(data: dict[str, Any], known_kinds: Sequence[str] | None) 
             out.append((("escalate", i, "when"), f"no level sets a {metric} target, so this step can never fire", False))
         if not any(step.get(k) for k in ("assign", "watchers", "add_labels", "comment")):
             out.append((("escalate", i), "a step needs at least one action: assign, watchers, add_labels or comment", False))
-    due = _mapping(data.get("writeback")).get("due_date", "resolution")
+    due = _mapping(data.get("writeback")).get("due_date")  # the default may go unused
     if due in METRICS and levels and due not in defined:
         out.append((("writeback", "due_date"), f"no level sets a {due} target", False))
     for name, cal in calendars.items():

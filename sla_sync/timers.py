@@ -46,9 +46,13 @@ class Timeline:
 
 
 def status_segments(issue: Issue, events: Sequence[Event], now: int) -> tuple[Segment, ...]:
-    """The statuses from ``created_at`` to ``now`` as contiguous segments."""
-    status_events = [e for e in events if e.kind == "status"]
-    status = (status_events[0].from_ or issue.status) if status_events else issue.status
+    """The statuses from ``created_at`` to ``now`` as contiguous segments.
+
+    ``events`` is the whole history in time order; those after ``now`` only tell
+    the status in force before the first status event."""
+    every = [e for e in events if e.kind == "status"]
+    status = (every[0].from_ or issue.status) if every else issue.status
+    status_events = [e for e in every if e.at <= now]
     out: list[Segment] = []
     start = issue.created_at
     for e in status_events:
@@ -64,8 +68,9 @@ def status_segments(issue: Issue, events: Sequence[Event], now: int) -> tuple[Se
 
 def build_timeline(issue: Issue, policy: Policy, now: int) -> Timeline:
     """Reduce the events at or before ``now`` to segments and stop instants."""
-    events = sorted((e for e in issue.events if e.at <= now), key=lambda e: e.at)
-    segments = status_segments(issue, events, now)
+    history = sorted(issue.events, key=lambda e: e.at)
+    segments = status_segments(issue, history, now)
+    events = [e for e in history if e.at <= now]
     resolved, wa_status = policy.resolved, policy.workaround_statuses
     first_resolution = next((a for a, _, s in segments if s in resolved), None)
     first_wa_status = next((a for a, _, s in segments if s in wa_status), None)
