@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import tempfile
-from collections.abc import Iterator
+import threading
+import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib.metadata import entry_points
@@ -18,11 +21,22 @@ from pathlib import Path
 from typing import IO, Annotated
 
 import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 from typer.exceptions import TyperException
 
-from .errors import UserError
+from sla_sync.adapters.base import AdapterOptions, Tracker, load_factory, read_secret
+
+from .calendar import iso_utc
+from .errors import LockedError, TrackerError, UserError
+from .model import Change
 from .neutral import LineError, dump_line, parse_instant, read_issues, sla_to_json
-from .policy import Policy, PolicyError, json_schema, load_policy
+from .plan import managed_labels, marker
+from .policy import Policy, PolicyError, json_schema, load_policy, parse_duration
+from .state import Store, default_location
+from .sync import PassResult, run_pass
 from .timers import evaluate as evaluate_issue
 
 app = typer.Typer(
@@ -40,6 +54,10 @@ app = typer.Typer(
 
 
 BUILTIN_KINDS = ("redmine", "gitlab", "jira")
+
+
+class InputError(UserError):
+    """A bad input line; its message starts with FILE:LINE."""
 
 
 def known_kinds() -> list[str]:
@@ -108,10 +126,15 @@ def open_output(name: str) -> Iterator[IO[bytes]]:
 @app.command()
 def check(
     files: Annotated[list[Path], typer.Argument(help="Policy files to validate.", show_default=False)],
+    online: Annotated[
+        bool,
+        typer.Option("--online", help="Also connect to each tracker: project, custom fields, users and groups."),
+    ] = False,
 ) -> None:
     """Validate policy files: every problem as FILE:LINE:COL: message.
 
-    Exits 0 when every file is valid, 2 otherwise.
+    With --online, also check each policy against its tracker and print what an
+    admin must add. Exits 0 when everything is fine, 2 otherwise.
     """
     bad = 0
     for path in files:
@@ -126,6 +149,14 @@ def check(
             f"{path}: ok ({len(policy.levels)} levels, {len(policy.rules)} rules, "
             f"{len(policy.calendars)} calendars, {len(policy.steps)} escalation steps)"
         )
+        if online:
+            todo = check_online(policy)
+            for line in todo:
+                typer.echo(f"{path}: tracker: {line}")
+            if todo:
+                bad += 1
+            else:
+                typer.echo(f"{path}: tracker: project, fields, users and groups are all in place")
     if bad:
         err(f"{bad} of {len(files)} policy files have problems")
         raise typer.Exit(2)
@@ -156,7 +187,7 @@ def evaluate(
         for _, item in read_issues(stream, source):
             if isinstance(item, LineError):
                 if not skip_invalid:
-                    raise UserError(f"{item}\n(fix the line, or pass --skip-invalid to skip bad lines)")
+                    raise InputError(f"{item}\n(fix the line, or pass --skip-invalid to skip bad lines)")
                 err(str(item))
                 skipped += 1
                 continue
@@ -164,6 +195,222 @@ def evaluate(
     if skipped:
         err(f"skipped {skipped} invalid line{'s' if skipped != 1 else ''}")
         raise typer.Exit(1)
+
+
+StateOpt = Annotated[
+    str | None,
+    typer.Option("--state", help="State store: an SQLite file or a postgresql:// URL. Default: $SLA_SYNC_STATE or ~/.local/state/sla-sync/state.sqlite."),
+]
+NowOpt = Annotated[
+    str | None, typer.Option(help="Pretend it is this instant (ISO 8601 with timezone), for simulations. Default: now.")
+]
+
+
+def open_tracker(policy: Policy) -> Tracker:
+    """The policy's tracker adapter, with the API key from the environment or a file."""
+    spec = policy.spec.tracker
+    if spec is None:
+        raise UserError(f"{policy.source}: the policy has no `tracker` section; add one to talk to a tracker")
+    secret = read_secret(spec, os.environ)
+    agents = spec.agents
+    options = AdapterOptions(
+        agents_users=tuple(agents.users) if agents else (),
+        agents_groups=tuple(agents.groups) if agents else (),
+    )
+    return load_factory(spec.kind)(spec, secret, options)
+
+
+def check_online(policy: Policy) -> list[str]:
+    """What an admin must add on the tracker for this policy to work."""
+    spec = policy.spec
+    if spec.tracker is None:
+        return ["the policy has no `tracker` section: nothing to check online"]
+    prefix = spec.writeback.label_prefix
+    labels = sorted(managed_labels(prefix, policy.levels)) + [marker(prefix, s.number) for s in policy.steps]
+    labels += [lbl for s in spec.escalate for lbl in s.add_labels if lbl not in labels]
+    agents = spec.tracker.agents
+    names = list(agents.users) + list(agents.groups) if agents else []
+    for step in spec.escalate:
+        names += [n for n in (step.assign, *step.watchers) if n and n not in names]
+    return open_tracker(policy).check(labels, names)
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def _change_text(change: Change) -> str:
+    step = f" (step {change.step})" if change.step else ""
+    if change.kind == "comment":
+        where = "private" if change.private else "public"
+        return f"{where} note{step}: {change.value}"
+    if change.values:
+        return f"{change.kind.replace('_', ' ')}{step}: {', '.join(change.values)}"
+    return f"{change.kind.replace('_', ' ')}{step}: {change.value}"
+
+
+def print_plan(result: PassResult, fmt: str) -> None:
+    """The changes per issue: a table, or JSON for machines."""
+    if fmt == "json":
+        doc = {
+            "policy": result.policy,
+            "now": iso_utc(result.now),
+            "fetched": result.fetched,
+            "issues": [
+                {
+                    "key": o.key,
+                    "level": o.plan.level,
+                    "changes": [
+                        {k: v for k, v in {"kind": c.kind, "value": c.value, "values": list(c.values) or None,
+                                           "private": c.private if c.kind == "comment" else None,
+                                           "step": c.step}.items() if v is not None}
+                        for c in o.plan.changes
+                    ],
+                    "kept": list(o.plan.kept),
+                    "error": o.error,
+                }
+                for o in result.outcomes if o.plan.changes or o.plan.kept or o.error
+            ],
+        }
+        typer.echo(json.dumps(doc, indent=2))
+        return
+    console = Console()
+    table = Table(title=f"{result.policy}: {len(result.changed)} of {result.fetched} issues need changes", title_justify="left")
+    table.add_column("issue")
+    table.add_column("level")
+    table.add_column("changes")
+    for o in result.outcomes:
+        lines = [_change_text(c) for c in o.plan.changes] + [f"kept: {k}" for k in o.plan.kept]
+        if o.error:
+            lines.append(f"[red]error: {escape(o.error)}[/red]")
+        if lines:
+            table.add_row(o.key, o.plan.level, "\n".join(escape(x) if not x.startswith("[red]") else x for x in lines))
+    if result.changed or result.kept or result.errors:
+        console.print(table)
+    else:
+        console.print(f"{result.policy}: nothing to change in {result.fetched} issues")
+
+
+def summary(result: PassResult) -> str:
+    c = result.counts()
+    writes = ", ".join(f"{k} {v}" for k, v in sorted(c["writes"].items())) or "none"
+    line = (
+        f"{result.policy}: {c['fetched']} issues fetched ({c['refetched']} with new history), "
+        f"{c['issues_applied']} updated, {c['steps_fired']} escalation steps fired, writes: {writes}, "
+        f"{c['kept']} manual changes kept, {c['errors']} errors"
+    )
+    return line + (" (stopped early)" if result.stopped else "")
+
+
+@contextmanager
+def progress_reporter(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on a terminal, nothing otherwise (the summary line follows)."""
+    if not sys.stderr.isatty():
+        yield lambda done, total: None
+        return
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=Console(stderr=True), transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def one_pass(policy: Policy, store: Store, now: int, *, apply: bool, should_stop: Callable[[], bool] = lambda: False) -> PassResult:
+    tracker = open_tracker(policy)
+    with progress_reporter(f"{policy.name}: applying") as progress:
+        return run_pass(tracker, policy, store, now, apply=apply, run_id=new_run_id(), should_stop=should_stop, progress=progress)
+
+
+@app.command()
+def plan(
+    policy_path: Annotated[Path, typer.Argument(metavar="POLICY", help="The policy file (with a tracker section).")],
+    now: NowOpt = None,
+    state: StateOpt = None,
+    fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+) -> None:
+    """Fetch, evaluate and show the changes a run would make, writing nothing."""
+    if fmt not in ("table", "json"):
+        raise UserError(f"--format {fmt!r}: use table or json")
+    policy = read_policy(policy_path)
+    store = Store(state or default_location())
+    result = one_pass(policy, store, parse_now(now), apply=False)
+    print_plan(result, fmt)
+
+
+@app.command()
+def run(
+    policy_paths: Annotated[list[Path], typer.Argument(metavar="POLICY...", help="Policy files (each with a tracker section).")],
+    now: NowOpt = None,
+    state: StateOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show the plan (same as `sla-sync plan`).")] = False,
+    fmt: Annotated[str, typer.Option("--format", help="table or json (the plan's format)")] = "table",
+) -> None:
+    """Apply the plan: due dates, SLA labels, escalations. Exit 1 if some issue failed."""
+    policies = [read_policy(p) for p in policy_paths]
+    store = Store(state or default_location())
+    worst = 0
+    for policy in policies:
+        result = one_pass(policy, store, parse_now(now), apply=not dry_run)
+        print_plan(result, fmt)
+        if not dry_run:
+            err(summary(result))
+            for key, note in result.kept:
+                err(f"{policy.name}: issue {key}: {note}")
+        worst = max(worst, result.exit_code)
+    if worst:
+        raise typer.Exit(worst)
+
+
+@app.command()
+def watch(
+    policy_paths: Annotated[list[Path], typer.Argument(metavar="POLICY...", help="Policy files (each with a tracker section).")],
+    every: Annotated[str, typer.Option(help="Time between passes: 30s, 5m, 1h.")] = "5m",
+    now: NowOpt = None,
+    state: StateOpt = None,
+    passes: Annotated[int | None, typer.Option(help="Stop after this many passes (default: run until stopped).")] = None,
+) -> None:
+    """Run passes every --every until SIGTERM or Ctrl-C; a stop waits for the write in flight."""
+    try:
+        interval = parse_duration(every)
+    except ValueError as exc:
+        raise UserError(f"--every: {exc}") from None
+    policies = [read_policy(p) for p in policy_paths]
+    store = Store(state or default_location())
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: object) -> None:
+        err(f"sla-sync: {signal.Signals(signum).name}: stopping after the write in flight")
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    count, worst = 0, 0
+    try:
+        while not stop.is_set():
+            for policy in policies:
+                if stop.is_set():
+                    break
+                try:
+                    result = one_pass(policy, store, parse_now(now), apply=True, should_stop=stop.is_set)
+                except (TrackerError, LockedError) as exc:
+                    err(f"sla-sync: {policy.name}: {exc}")
+                    worst = max(worst, 1)
+                    continue
+                err(summary(result))
+                worst = max(worst, result.exit_code)
+            count += 1
+            if passes is not None and count >= passes:
+                break
+            stop.wait(interval)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if worst:
+        raise typer.Exit(worst)
 
 
 @app.command()
@@ -177,7 +424,7 @@ def main() -> None:
     try:
         code = app(standalone_mode=False)
     except UserError as exc:
-        err(f"sla-sync: {exc}" if not isinstance(exc, PolicyError) else str(exc))
+        err(str(exc) if isinstance(exc, (PolicyError, InputError)) else f"sla-sync: {exc}")
         sys.exit(2)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
