@@ -1,0 +1,485 @@
+"""Redmine, through python-redmine.
+
+Reading: every open issue of the project, plus every issue updated since the
+cursor (minus the overlap window), each once; one request per 100 issues.
+Journals (``include=journals``) are fetched only for issues whose ``updated_on``
+differs from the state store's copy.  Journals map to neutral events: status and
+priority changes, notes (public unless ``private_notes``, by an agent when the
+author is one of ``tracker.agents`` or, without that setting, anyone but the
+issue's author; sla-sync's own notes never count), and changes of the labels field.
+
+Writing: Redmine has no labels, so sla-sync's labels are the values of a
+multi-value list custom field (``tracker.labels_field``, default ``SLA``).  All
+of an issue's changes go in one ``PUT /issues/ID.json`` (due date, labels field,
+assignee, note), so a step's note and its marker label land together or not at
+all; watchers are added first, which is idempotent.
+
+python-redmine 2.5.0 neither retries nor honours a timeout; ``RetryingEngine``
+adds both: bounded attempts with exponential back-off, ``Retry-After`` honoured,
+GETs retried freely and a PUT retried only after a check that it did not land.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import requests
+import tenacity
+from redminelib import Redmine
+from redminelib import exceptions as rex
+from redminelib.engines.sync import SyncEngine
+
+from sla_sync.calendar import iso_utc
+from sla_sync.errors import AuthError, TrackerError, UserError
+from sla_sync.model import Change, Event, Issue
+from sla_sync.plan import Observed
+from sla_sync.policy import TrackerSpec, parse_duration
+
+from .base import AdapterOptions, Cached, Fetched, RequestCounter, Tracked
+
+RETRY_STATUS = frozenset({429, 502, 503, 504})
+
+
+class Retryable(Exception):
+    """A response worth another attempt (429, 502-504, a timeout, a reset)."""
+
+    def __init__(self, what: str, retry_after: float | None = None) -> None:
+        super().__init__(what)
+        self.retry_after = retry_after
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+class RetryingEngine(SyncEngine):  # type: ignore[misc]
+    """python-redmine's engine with a timeout, request counting and bounded retries."""
+
+    timeout: float = 30.0
+    attempts: int = 5
+    max_wait: float = 60.0
+    sleep: Callable[[float], None] = time.sleep
+    counter: RequestCounter
+
+    def __init__(self, **options: Any) -> None:
+        self.timeout = options.pop("timeout", 30.0)
+        self.attempts = options.pop("attempts", 5)
+        self.max_wait = options.pop("max_wait", 60.0)
+        sleep = options.pop("sleep", None)
+        self.sleep = sleep if sleep is not None else time.sleep
+        self.counter = options.pop("counter", None) or RequestCounter()
+        super().__init__(**options)
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, Retryable) and exc.retry_after is not None:
+            return min(exc.retry_after, self.max_wait)
+        return float(min(self.max_wait, 0.5 * 2 ** (state.attempt_number - 1)))
+
+    def retrying(self) -> tenacity.Retrying:
+        return tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(Retryable),
+            stop=tenacity.stop_after_attempt(self.attempts),
+            wait=self._wait,
+            sleep=self.sleep,
+            reraise=True,
+        )
+
+    def send_once(self, method: str, url: str, headers: Any = None, params: Any = None, data: Any = None) -> Any:
+        """One HTTP request; ``Retryable`` for what may pass on a second try."""
+        kwargs = self.construct_request_kwargs(method, headers, params, data)
+        self.counter.add(method.upper())
+        try:
+            response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+        except (requests.Timeout, requests.ConnectionError) as exc:
+            raise Retryable(f"{exc.__class__.__name__} talking to {url.split('?')[0]}") from None
+        if response.status_code in RETRY_STATUS or (response.status_code == 500 and method == "get"):
+            raise Retryable(f"HTTP {response.status_code} from {url.split('?')[0]}", _retry_after(response))
+        return self.process_response(response)
+
+    def request(self, method: str, url: str, headers: Any = None, params: Any = None, data: Any = None) -> Any:
+        if method.lower() != "get":
+            return self.send_once(method, url, headers, params, data)
+        return self.retrying()(self.send_once, method, url, headers, params, data)
+
+
+def _instant(text: str) -> int:
+    return int(datetime.fromisoformat(text).timestamp())
+
+
+class RedmineTracker:
+    """The ``Tracker`` for Redmine 4.2 and 5.x."""
+
+    kind = "redmine"
+
+    def __init__(self, spec: TrackerSpec, secret: str, options: AdapterOptions) -> None:
+        self.url = spec.url.rstrip("/")
+        self.spec = spec
+        self.options = options
+        self.counter = RequestCounter()
+        self.redmine = Redmine(
+            self.url,
+            key=secret,
+            engine=RetryingEngine,
+            timeout=spec.timeout,
+            attempts=spec.max_attempts,
+            max_wait=options.max_wait,
+            sleep=options.sleep,
+            counter=self.counter,
+        )
+        self.engine: RetryingEngine = self.redmine.engine
+        self.overlap = parse_duration(spec.overlap)
+        self.directory: dict[str, str] = {}  # "user:alice"/"group:l2-team"/"self" -> id
+        self._statuses: dict[str, str] | None = None
+        self._priorities: dict[str, str] | None = None
+        self._agents: frozenset[int] | None = None
+        self._field_id: int | None = None
+        self._rows: dict[str, dict[str, Any]] = {}  # list rows of the last fetch, for apply
+
+    # -- errors ------------------------------------------------------------------
+
+    def _call(self, what: str, fn: Callable[[], Any], key: str | None = None) -> Any:
+        """Run a client call, turning its errors into ours (never with the key)."""
+        where = f"Redmine {self.url}" + (f", issue {key}" if key else "")
+        try:
+            return fn()
+        except rex.AuthError:
+            raise AuthError(f"authentication failed for {self.url}: check the API key and that the REST API is enabled") from None
+        except rex.ForbiddenError:
+            raise TrackerError(f"{where}: {what}: forbidden (403); give the API key's user the needed role or admin rights") from None
+        except rex.ResourceNotFoundError:
+            raise TrackerError(f"{where}: {what}: not found (404); check tracker.url and tracker.project") from None
+        except rex.ValidationError as exc:
+            raise TrackerError(f"{where}: {what}: Redmine refused it (422): {exc}") from None
+        except rex.JSONDecodeError:
+            raise TrackerError(f"{where}: {what}: the answer was not JSON; is tracker.url a Redmine?") from None
+        except (rex.ServerError, rex.UnknownError) as exc:
+            code = getattr(exc, "status_code", 500)
+            raise TrackerError(f"{where}: {what}: HTTP {code}; try again later") from None
+        except Retryable as exc:
+            raise TrackerError(f"{where}: {what}: {exc} (gave up after {self.engine.attempts} attempts); try again later") from None
+        except requests.RequestException as exc:
+            raise TrackerError(f"{where}: {what}: {exc.__class__.__name__}") from None
+
+    # -- reading -----------------------------------------------------------------
+
+    def _list(self, **filters: Any) -> list[dict[str, Any]]:
+        rs = self.redmine.issue.filter(project_id=self.spec.project, sort="updated_on,id", **filters)
+        return [i.raw() for i in rs]
+
+    def fetch(self, since: int | None, cached: Mapping[str, Cached]) -> Fetched:
+        rows: dict[int, dict[str, Any]] = {}
+        for row in self._call("listing open issues", lambda: self._list(status_id="open")):
+            rows[row["id"]] = row
+        if since is not None:
+            start = iso_utc(since - self.overlap)
+            updated = self._call("listing updated issues", lambda: self._list(status_id="*", updated_on=f">={start}"))
+            for row in updated:
+                rows[row["id"]] = row
+        out: list[Tracked] = []
+        refetched = 0
+        cursor: int | None = since
+        for row in sorted(rows.values(), key=lambda r: (r["updated_on"], r["id"])):
+            key = str(row["id"])
+            hit = cached.get(key)
+            if hit is not None and hit.version == row["updated_on"]:
+                events = hit.issue.events
+            else:
+                events = self._events(row)
+                refetched += 1
+            out.append(self._tracked(row, events))
+            self._rows[key] = row
+            stamp = _instant(row["updated_on"])
+            cursor = stamp if cursor is None else max(cursor, stamp)
+        return Fetched(out, cursor, refetched)
+
+    def refresh(self, keys: Iterable[str]) -> list[Tracked]:
+        out = []
+        for key in keys:
+            row = self._read(key)
+            out.append(self._tracked(row, self._map_journals(row)))
+        return out
+
+    def _read(self, key: str) -> dict[str, Any]:
+        """One issue with its journals."""
+        row: dict[str, Any] = self._call(
+            "reading the issue", lambda: self.redmine.issue.get(int(key), include=["journals"]).raw(), key
+        )
+        return row
+
+    def _events(self, row: dict[str, Any]) -> tuple[Event, ...]:
+        return self._map_journals(self._read(str(row["id"])))
+
+    def _map_journals(self, full: dict[str, Any]) -> tuple[Event, ...]:
+        statuses, priorities = self._names()
+        field_id = str(self._labels_field_id(full) or "")
+        author = (full.get("author") or {}).get("id")
+        agents = self._agent_ids()
+        me = self._self_id()
+        events: list[Event] = []
+        for j in full.get("journals") or []:
+            at = _instant(j["created_on"])
+            user = (j.get("user") or {}).get("id")
+            login = (j.get("user") or {}).get("name")
+            for d in j.get("details") or []:
+                prop, name = d.get("property"), d.get("name")
+                old, new = d.get("old_value"), d.get("new_value")
+                if prop == "attr" and name == "status_id":
+                    events.append(Event(at, "status", from_=statuses.get(str(old), old), to=statuses.get(str(new), new), author=login))
+                elif prop == "attr" and name == "priority_id":
+                    events.append(Event(at, "field", field="priority", from_=priorities.get(str(old), old),
+                                        to=priorities.get(str(new), new), author=login))
+                elif prop == "cf" and field_id and str(name) == field_id:
+                    events.append(Event(at, "label", added=(new,) if new else (), removed=(old,) if old else (), author=login))
+            if (j.get("notes") or "").strip():
+                by_agent = user != me and (user in agents if agents is not None else user != author)
+                events.append(Event(at, "comment", public=not j.get("private_notes", False), by_agent=by_agent, author=login))
+        return tuple(events)
+
+    def _tracked(self, row: dict[str, Any], events: tuple[Event, ...]) -> Tracked:
+        fields = {cf["name"]: cf.get("value") for cf in row.get("custom_fields") or []}
+        labels_value = fields.get(self.spec.labels_field) or []
+        labels = tuple(labels_value if isinstance(labels_value, list) else [labels_value])
+        assigned = row.get("assigned_to") or {}
+        assignee = self._name_of(assigned.get("id")) or assigned.get("name")
+        status = (row.get("status") or {}).get("name", "")
+        version = (row.get("fixed_version") or {}).get("name")
+        issue = Issue(
+            key=str(row["id"]),
+            title=row.get("subject", ""),
+            created_at=_instant(row["created_on"]),
+            updated_at=_instant(row["updated_on"]),
+            status=status,
+            priority=(row.get("priority") or {}).get("name"),
+            type=(row.get("tracker") or {}).get("name"),
+            project=(row.get("project") or {}).get("name"),
+            labels=tuple(v for v in labels if v),
+            assignee=assignee,
+            milestone=version,
+            due_date=row.get("due_date"),
+            fields={k: v for k, v in fields.items() if k != self.spec.labels_field},
+            events=events,
+        )
+        due_instant = fields.get(self.spec.due_field) if self.spec.due_field else None
+        observed = Observed(row.get("due_date"), frozenset(issue.labels), assignee, due_instant or None)
+        closed = bool((row.get("status") or {}).get("is_closed", False))
+        return Tracked(issue, observed, row["updated_on"], open=not closed)
+
+    # -- names and ids ---------------------------------------------------------
+
+    def _names(self) -> tuple[dict[str, str], dict[str, str]]:
+        if self._statuses is None or self._priorities is None:
+            self._statuses = {str(s.id): s.name for s in self._call("listing statuses", lambda: list(self.redmine.issue_status.all()))}
+            self._priorities = {
+                str(p.id): p.name
+                for p in self._call("listing priorities", lambda: list(self.redmine.enumeration.filter(resource="issue_priorities")))
+            }
+        return self._statuses, self._priorities
+
+    def _self_id(self) -> int:
+        if "self" not in self.directory:
+            self.directory["self"] = str(self._call("reading the API key's user", lambda: self.redmine.user.get("current").id))
+        return int(self.directory["self"])
+
+    def _user_id(self, login: str) -> int | None:
+        key = f"user:{login}"
+        if key not in self.directory:
+            found = [u for u in self._call(f"looking up user {login}", lambda: list(self.redmine.user.filter(name=login, status=""))) if u.login == login]
+            if not found:
+                return None
+            self.directory[key] = str(found[0].id)
+        return int(self.directory[key])
+
+    def _group_id(self, name: str) -> int | None:
+        key = f"group:{name}"
+        if key not in self.directory:
+            groups = self._call("listing groups", lambda: list(self.redmine.group.all()))
+            for g in groups:
+                self.directory[f"group:{g.name}"] = str(g.id)
+        return int(self.directory[key]) if key in self.directory else None
+
+    def _principal_id(self, name: str) -> int:
+        """A login or a group name → its id (exact match), else a ``TrackerError``."""
+        uid = self._user_id(name)
+        if uid is not None:
+            return uid
+        gid = self._group_id(name)
+        if gid is not None:
+            return gid
+        raise TrackerError(f"Redmine {self.url}: no user with login {name!r} and no group named {name!r}; fix the policy or create it")
+
+    def _name_of(self, principal: int | None) -> str | None:
+        if principal is None:
+            return None
+        for key, value in self.directory.items():
+            if value == str(principal) and ":" in key:
+                return key.split(":", 1)[1]
+        return None
+
+    def _agent_ids(self) -> frozenset[int] | None:
+        """Ids of the agents the policy names; ``None`` when it names none."""
+        users, groups = self.options.agents_users, self.options.agents_groups
+        if not users and not groups:
+            return None
+        if self._agents is None:
+            ids: set[int] = set()
+            for login in users:
+                uid = self._user_id(login)
+                if uid is not None:
+                    ids.add(uid)
+            for name in groups:
+                gid = self._group_id(name)
+                if gid is None:
+                    continue
+                ids.update(self._members(name, gid))
+            self._agents = frozenset(ids)
+        return self._agents
+
+    def _members(self, name: str, gid: int) -> set[int]:
+        group: dict[str, Any] = self._call(
+            f"reading group {name}", lambda: self.redmine.group.get(gid, include=["users"]).raw()
+        )
+        return {int(u["id"]) for u in group.get("users") or []}
+
+    def _labels_field_id(self, row: dict[str, Any]) -> int | None:
+        for cf in row.get("custom_fields") or []:
+            if cf.get("name") == self.spec.labels_field:
+                self._field_id = int(cf["id"])
+                return self._field_id
+        return self._field_id
+
+    # -- writing -------------------------------------------------------------------
+
+    def apply(self, key: str, changes: Sequence[Change]) -> None:
+        row = self._rows.pop(key, None)  # as fetched in this pass: no request needed
+        if row is None:
+            row = self._call("reading the issue before writing", lambda: self.redmine.issue.get(int(key)).raw(), key)
+        fields: dict[str, Any] = {}
+        labels = set(self._tracked(row, ()).issue.labels)
+        labels_changed = False
+        for change in changes:
+            if change.kind == "due_date":
+                fields["due_date"] = change.value
+            elif change.kind == "due_instant" and self.spec.due_field:
+                fields.setdefault("custom_fields", []).append({"id": self._custom_field_id(row, self.spec.due_field, key), "value": change.value})
+            elif change.kind == "add_labels":
+                labels |= set(change.values)
+                labels_changed = True
+            elif change.kind == "remove_labels":
+                labels -= set(change.values)
+                labels_changed = True
+            elif change.kind == "assign" and change.value:
+                fields["assigned_to_id"] = self._principal_id(change.value)
+            elif change.kind == "watchers":
+                for name in change.values:
+                    self._add_watcher(key, self._principal_id(name))
+            elif change.kind == "comment":
+                text = change.value or ""
+                fields["notes"] = f"{fields['notes']}\n\n{text}" if "notes" in fields else text
+                fields["private_notes"] = bool(fields.get("private_notes", True)) and change.private
+        if labels_changed:
+            field_id = self._custom_field_id(row, self.spec.labels_field, key)
+            fields.setdefault("custom_fields", []).append({"id": field_id, "value": sorted(labels)})
+        if fields:
+            self._put(key, fields, markers=[lbl for c in changes if c.kind == "add_labels" for lbl in c.values if "escalated-" in lbl])
+
+    def _custom_field_id(self, row: dict[str, Any], name: str, key: str) -> int:
+        for cf in row.get("custom_fields") or []:
+            if cf.get("name") == name:
+                return int(cf["id"])
+        raise TrackerError(
+            f"Redmine {self.url}, issue {key}: the custom field {name!r} is not enabled for this issue "
+            f"(tracker and project); run `sla-sync check --online POLICY` for what to add"
+        )
+
+    def _add_watcher(self, key: str, principal: int) -> None:
+        url = f"{self.url}/issues/{int(key)}/watchers.json"
+        self._call("adding a watcher", lambda: self.engine.retrying()(self.engine.send_once, "post", url, data={"user_id": principal}), key)
+
+    def _put(self, key: str, fields: dict[str, Any], markers: list[str]) -> None:
+        """One PUT; retried only when it certainly did not land.
+
+        A PUT without a note is idempotent and retried as it is.  With a note, a
+        failed attempt is followed by a read: if the step markers are on the issue,
+        the PUT landed and is not sent again."""
+        url = f"{self.url}/issues/{int(key)}.json"
+
+        def attempt() -> None:
+            try:
+                self.engine.send_once("put", url, data={"issue": fields})
+            except Retryable:
+                if "notes" in fields and markers and self._landed(key, markers):
+                    return
+                raise
+
+        self._call("writing the issue", lambda: self.engine.retrying()(attempt), key)
+
+    def _landed(self, key: str, markers: list[str]) -> bool:
+        try:
+            row = self.engine.retrying()(self.engine.send_once, "get", f"{self.url}/issues/{int(key)}.json")["issue"]
+        except Retryable:
+            return False
+        labels = set(self._tracked(row, ()).issue.labels)
+        return all(m in labels for m in markers)
+
+    # -- online check ------------------------------------------------------------------
+
+    def _field_on_issues(self) -> bool:
+        """Whether the project's issues carry the labels field (a field "for all
+        projects" is not listed among the project's own fields)."""
+        rows = self._call("listing one issue", lambda: [i.raw() for i in self.redmine.issue.filter(
+            project_id=self.spec.project, status_id="*", limit=1)][:1])
+        return not rows or any(cf.get("name") == self.spec.labels_field for cf in rows[0].get("custom_fields") or [])
+
+    def check(self, spec_labels: Sequence[str], names: Sequence[str]) -> list[str]:
+        todo: list[str] = []
+        project = self._call("reading the project", lambda: self.redmine.project.get(self.spec.project, include=["trackers", "issue_custom_fields"]).raw())
+        fields = {f["name"]: f for f in project.get("issue_custom_fields") or []}
+        try:
+            all_fields = {f.name: f for f in self.redmine.custom_field.all()}
+        except rex.ForbiddenError:
+            all_fields = {}
+            todo.append("the API key's user cannot list custom fields (needs admin): possible values were not checked")
+        field = all_fields.get(self.spec.labels_field)
+        if self.spec.labels_field not in fields and field is None:
+            todo.append(
+                f"create an issue custom field {self.spec.labels_field!r}: format List, 'Multiple values' on, "
+                f"possible values: {' '.join(spec_labels)}; enable it for the project {self.spec.project!r} and its trackers"
+            )
+        else:
+            if self.spec.labels_field not in fields and not self._field_on_issues():
+                todo.append(f"enable the custom field {self.spec.labels_field!r} for the project {self.spec.project!r}")
+            if field is not None:
+                raw = field.raw()
+                if not raw.get("multiple"):
+                    todo.append(f"custom field {self.spec.labels_field!r}: turn on 'Multiple values'")
+                have = {v.get("value") for v in raw.get("possible_values") or []}
+                missing = [v for v in spec_labels if v not in have]
+                if missing:
+                    todo.append(f"custom field {self.spec.labels_field!r}: add the possible values {' '.join(missing)}")
+                on = {t["name"] for t in raw.get("trackers") or []}
+                off = [t["name"] for t in project.get("trackers") or [] if t["name"] not in on]
+                if off:
+                    todo.append(f"custom field {self.spec.labels_field!r}: enable it for the trackers {', '.join(off)}")
+        for name in names:
+            try:
+                self._principal_id(name)
+            except TrackerError:
+                todo.append(f"create the user (login) or group {name!r}, or remove it from the policy")
+        return todo
+
+
+def create(spec: TrackerSpec, secret: str, options: AdapterOptions) -> RedmineTracker:
+    """Entry point ``sla_sync.adapters: redmine``."""
+    if not spec.url.startswith(("http://", "https://")):
+        raise UserError(f"tracker.url {spec.url!r} must start with http:// or https://")
+    return RedmineTracker(spec, secret, options)

@@ -1,0 +1,179 @@
+"""Desired vs observed → the changes one issue needs.  Pure: no I/O, no clock.
+
+``plan_issue`` takes what the clocks say (``IssueSla``), what the tracker holds now
+(``Observed``) and what sla-sync wrote last time (``Written``, from the state
+store), and returns the ``Change``s plus what it decided not to touch.
+
+The rules, as a decision table per managed value:
+
+- due date: the local date (in the level's calendar timezone) of the ``due_at`` of
+  the metric named by ``writeback.due_date``; left alone while that metric is
+  paused or met.  A date a person set after sla-sync wrote one is kept
+  (``on_manual_change: keep``, the default) and reported, or overwritten
+  (``override``).
+- labels: ``<prefix><level>``, ``<prefix>at-risk`` while a running metric is at
+  risk, ``<prefix>breached`` once a metric is breached; other levels' labels and
+  stale state labels are removed.  Nothing else is ever removed.
+- escalation step N fires once per issue, when its condition holds and the marker
+  label ``<prefix>escalated-N`` is not on the issue: its actions plus the marker,
+  in one plan.  The marker lives on the issue, so a lost state store never makes a
+  step fire twice.  A step's condition needs its metric not stopped.
+- assignee: once a step assigned someone, a person's later reassignment is kept
+  (or undone with ``override``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from .model import Change, IssueSla, SlaState, State
+from .policy import Policy, Step
+
+
+@dataclass(frozen=True)
+class Observed:
+    """The tracker's current values of what sla-sync manages on one issue."""
+
+    due_date: str | None = None
+    labels: frozenset[str] = frozenset()
+    assignee: str | None = None
+    due_instant: str | None = None
+
+
+@dataclass(frozen=True)
+class Written:
+    """What sla-sync last wrote to an issue (from the state store)."""
+
+    due_date: str | None = None
+    assignee: str | None = None
+    due_instant: str | None = None
+
+
+@dataclass(frozen=True)
+class IssuePlan:
+    """The changes one issue needs, and the manual changes respected."""
+
+    key: str
+    level: str
+    changes: tuple[Change, ...] = ()
+    kept: tuple[str, ...] = ()
+    fired: tuple[int, ...] = ()
+    written: Written = field(default_factory=Written)
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes
+
+
+def managed_labels(prefix: str, levels: Iterable[str]) -> frozenset[str]:
+    """The labels sla-sync owns outright: one per level, at-risk and breached."""
+    return frozenset({f"{prefix}{lv}" for lv in levels} | {f"{prefix}at-risk", f"{prefix}breached"})
+
+
+def marker(prefix: str, step: int) -> str:
+    """The label that records on the issue that escalation step ``step`` fired."""
+    return f"{prefix}escalated-{step}"
+
+
+def step_due(step: Step, metric: SlaState | None) -> bool:
+    """Whether an escalation step's condition holds for its metric now."""
+    if metric is None or metric.stopped_at is not None:
+        return False
+    if step.share is None:
+        return metric.state is State.BREACHED
+    return metric.elapsed_s * 100 >= step.share * metric.target_s
+
+
+def _due_date(sla: IssueSla, policy: Policy) -> tuple[str | None, str | None]:
+    """The desired due date and exact instant, or ``None`` to leave them alone."""
+    name = policy.spec.writeback.due_date
+    metric = sla.metrics.get(name)
+    if metric is None or metric.due_at is None or metric.state not in (State.RUNNING, State.BREACHED):
+        return None, None
+    tz = policy.levels[sla.level].calendar.tz
+    local = datetime.fromtimestamp(metric.due_at, tz)
+    return local.date().isoformat(), datetime.fromtimestamp(metric.due_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _respect(
+    what: str, desired: str | None, observed: str | None, written: str | None, override: bool
+) -> tuple[bool, str | None]:
+    """Write ``desired``?  And the report line when a person's value is kept."""
+    if desired is None or desired == observed:
+        return False, None
+    if written is not None and observed != written and not override:
+        return False, f"{what} changed by hand to {observed or 'nothing'} (sla-sync wrote {written}): kept"
+    return True, None
+
+
+def plan_issue(
+    sla: IssueSla, observed: Observed, written: Written, policy: Policy, *, due_field: bool = False
+) -> IssuePlan:
+    """The changes that bring one issue to the state the policy asks for."""
+    wb = policy.spec.writeback
+    prefix, override = wb.label_prefix, wb.on_manual_change == "override"
+    changes: list[Change] = []
+    kept: list[str] = []
+    new_written = written
+
+    due, instant = _due_date(sla, policy)
+    write, note = _respect("due date", due, observed.due_date, written.due_date, override)
+    if write:
+        changes.append(Change("due_date", value=due))
+        new_written = Written(due, new_written.assignee, new_written.due_instant)
+    kept += [note] if note else []
+    if due_field:
+        write, note = _respect("due instant", instant, observed.due_instant, written.due_instant, override)
+        if write:
+            changes.append(Change("due_instant", value=instant))
+            new_written = Written(new_written.due_date, new_written.assignee, instant)
+        kept += [note] if note else []
+
+    add: list[str] = []
+    remove: list[str] = []
+    if wb.labels:
+        states = sla.metrics.values()
+        desired = {f"{prefix}{sla.level}"}
+        if any(m.state is State.RUNNING and m.at_risk for m in states):
+            desired.add(f"{prefix}at-risk")
+        if any(m.state is State.BREACHED for m in states):
+            desired.add(f"{prefix}breached")
+        owned = managed_labels(prefix, policy.levels)
+        add += sorted(desired - observed.labels)
+        remove += sorted((observed.labels & owned) - desired)
+
+    fired: list[int] = []
+    step_changes: list[Change] = []
+    assignee = written.assignee
+    for step in policy.steps:
+        mark = marker(prefix, step.number)
+        if mark in observed.labels or not step_due(step, sla.metrics.get(step.metric)):
+            continue
+        fired.append(step.number)
+        spec = step.spec
+        add += [lbl for lbl in (*spec.add_labels, mark) if lbl not in observed.labels and lbl not in add]
+        if spec.watchers:
+            step_changes.append(Change("watchers", values=tuple(spec.watchers), step=step.number))
+        if spec.assign:
+            step_changes.append(Change("assign", value=spec.assign, step=step.number))
+            assignee = spec.assign
+        if spec.comment:
+            step_changes.append(Change("comment", value=spec.comment, private=spec.private, step=step.number))
+    if not fired and written.assignee is not None and observed.assignee != written.assignee:
+        if override:
+            step_changes.append(Change("assign", value=written.assignee))
+        else:
+            kept.append(f"assignee changed by hand to {observed.assignee or 'nobody'} "
+                        f"(an escalation assigned {written.assignee}): kept")
+            assignee = None  # the person owns it now; stop watching it
+    if assignee != written.assignee:
+        new_written = Written(new_written.due_date, assignee, new_written.due_instant)
+
+    if add:
+        changes.append(Change("add_labels", values=tuple(add)))
+    if remove:
+        changes.append(Change("remove_labels", values=tuple(remove)))
+    changes += step_changes
+    return IssuePlan(sla.key, sla.level, tuple(changes), tuple(kept), tuple(fired), new_written)

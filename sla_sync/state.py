@@ -1,0 +1,314 @@
+"""The state store (SQLAlchemy Core): cursors, history cache, what was written, runs.
+
+An SQLite file by default; a ``postgresql://`` URL selects PostgreSQL (the
+``postgres`` extra).  The tracker stays the source of truth: this store is a cache
+and a journal.  Losing it costs requests on the next pass, never a duplicate
+write, because escalation markers live on the issues themselves.
+
+Per policy it keeps:
+
+- the cursor: the ``updated`` instant up to which every issue was processed;
+- per issue: the version (tracker's ``updated``) and neutral issue with history,
+  and the values sla-sync last wrote (due date, due instant, assignee);
+- the escalation steps it fired (a journal; the markers on the issues decide);
+- a journal of runs: start, end, mode, counts, errors.
+
+A pass holds a per-policy lock: an exclusive ``flock`` on a file beside the SQLite
+database (released by the kernel if the process dies), or a PostgreSQL advisory
+lock (released when the session ends).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    delete,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from .errors import LockedError, UserError
+from .model import Issue
+from .neutral import issue_from_json, issue_to_json
+from .plan import Written
+
+metadata = MetaData()
+
+cursors = Table(
+    "cursors", metadata,
+    Column("policy", String(200), primary_key=True),
+    Column("cursor", BigInteger, nullable=True),
+)
+issues = Table(
+    "issues", metadata,
+    Column("policy", String(200), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("version", String(100), nullable=False),
+    Column("issue", Text, nullable=False),
+    Column("due_date", String(20)),
+    Column("due_instant", String(40)),
+    Column("assignee", String(200)),
+)
+fired = Table(
+    "fired_steps", metadata,
+    Column("policy", String(200), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("step", Integer, primary_key=True),
+    Column("fired_at", BigInteger, nullable=False),
+)
+names = Table(
+    "names", metadata,
+    Column("policy", String(200), primary_key=True),
+    Column("name", String(300), primary_key=True),
+    Column("value", String(300), nullable=False),
+)
+runs = Table(
+    "runs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(40), nullable=False),
+    Column("policy", String(200), nullable=False),
+    Column("mode", String(20), nullable=False),
+    Column("started_at", BigInteger, nullable=False),
+    Column("finished_at", BigInteger),
+    Column("status", String(20), nullable=False),
+    Column("counts", Text),
+    Column("errors", Text),
+)
+
+
+@dataclass(frozen=True)
+class CachedIssue:
+    """An issue as the store remembers it."""
+
+    version: str
+    issue: Issue
+    written: Written
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One entry of the run journal."""
+
+    run_id: str
+    policy: str
+    mode: str
+    started_at: int
+    finished_at: int | None
+    status: str
+    counts: dict[str, Any]
+    errors: list[str]
+
+
+def default_location() -> str:
+    """``$SLA_SYNC_STATE``, else ``$XDG_STATE_HOME/sla-sync/state.sqlite``."""
+    if os.environ.get("SLA_SYNC_STATE"):
+        return os.environ["SLA_SYNC_STATE"]
+    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return str(base / "sla-sync" / "state.sqlite")
+
+
+def _url(location: str) -> tuple[str, Path | None]:
+    if "://" in location:
+        if location.startswith("postgresql://"):
+            return "postgresql+psycopg://" + location[len("postgresql://"):], None
+        if location.startswith("sqlite:///"):
+            return location, Path(location[len("sqlite:///"):])
+        return location, None
+    path = Path(location).expanduser()
+    return f"sqlite:///{path}", path
+
+
+class Store:
+    """The state store behind a path (SQLite) or a database URL."""
+
+    def __init__(self, location: str) -> None:
+        url, self.path = _url(location)
+        self.location = location
+        if self.path is not None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UserError(f"state store {self.path}: cannot create its folder: {exc.strerror}") from None
+        try:
+            self.engine: Engine = create_engine(url, future=True)
+            metadata.create_all(self.engine)
+        except SQLAlchemyError as exc:
+            raise UserError(f"state store {_safe(location)}: cannot open it: {exc.__class__.__name__}: {_first_line(exc)}") from None
+        except ModuleNotFoundError as exc:
+            raise UserError(f"state store {_safe(location)}: {exc.name} is missing; install sla-sync[postgres]") from None
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    # -- the lock ------------------------------------------------------------
+
+    @contextmanager
+    def lock(self, policy: str) -> Iterator[None]:
+        """Hold the policy's lock for a pass; ``LockedError`` at once if taken."""
+        if self.is_postgres:
+            with self.engine.connect() as conn:
+                key = int.from_bytes(hashlib.sha256(policy.encode()).digest()[:8], "big", signed=True)
+                got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
+                if not got:
+                    raise LockedError(f"another sla-sync pass is running for policy {policy!r}; this one writes nothing")
+                try:
+                    yield
+                finally:
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            return
+        lock_path = self._lock_path(policy)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise LockedError(
+                    f"another sla-sync pass is running for policy {policy!r} (lock {lock_path}); this one writes nothing"
+                ) from None
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            yield
+        finally:
+            os.close(fd)
+
+    def _lock_path(self, policy: str) -> Path:
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", policy)[:80]
+        base = self.path if self.path is not None else Path(default_location())
+        return base.with_name(f"{base.name}.{slug}.lock")
+
+    # -- reads -----------------------------------------------------------------
+
+    def cursor(self, policy: str) -> int | None:
+        with self.engine.connect() as conn:
+            value = conn.execute(select(cursors.c.cursor).where(cursors.c.policy == policy)).scalar()
+        return None if value is None else int(value)
+
+    def cached(self, policy: str) -> dict[str, CachedIssue]:
+        """Every remembered issue of a policy."""
+        out: dict[str, CachedIssue] = {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(issues).where(issues.c.policy == policy))
+            for row in rows:
+                out[row.key] = CachedIssue(
+                    row.version,
+                    issue_from_json(orjson.loads(row.issue)),
+                    Written(row.due_date, row.assignee, row.due_instant),
+                )
+        return out
+
+    def fired_steps(self, policy: str, key: str) -> list[int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(fired.c.step).where(fired.c.policy == policy, fired.c.key == key))
+            return sorted(int(r.step) for r in rows)
+
+    def runs(self, policy: str | None = None, limit: int = 20) -> list[RunRecord]:
+        query = select(runs).order_by(runs.c.id.desc()).limit(limit)
+        if policy is not None:
+            query = query.where(runs.c.policy == policy)
+        with self.engine.connect() as conn:
+            return [
+                RunRecord(r.run_id, r.policy, r.mode, r.started_at, r.finished_at, r.status,
+                          json.loads(r.counts or "{}"), json.loads(r.errors or "[]"))
+                for r in conn.execute(query)
+            ]
+
+    # -- writes ----------------------------------------------------------------
+
+    def remember(self, policy: str, items: Iterable[tuple[str, Issue, Written]]) -> None:
+        """Store issues (version, history) and what sla-sync last wrote to them."""
+        rows = [
+            {"policy": policy, "key": i.key, "version": v, "issue": orjson.dumps(issue_to_json(i)).decode(),
+             "due_date": w.due_date, "due_instant": w.due_instant, "assignee": w.assignee}
+            for v, i, w in items
+        ]
+        if not rows:
+            return
+        with self.engine.begin() as conn:
+            keys = [r["key"] for r in rows]
+            for chunk in range(0, len(keys), 500):
+                conn.execute(delete(issues).where(issues.c.policy == policy, issues.c.key.in_(keys[chunk:chunk + 500])))
+            conn.execute(insert(issues), rows)
+
+    def set_written(self, policy: str, key: str, written: Written) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(issues)
+                .where(issues.c.policy == policy, issues.c.key == key)
+                .values(due_date=written.due_date, due_instant=written.due_instant, assignee=written.assignee)
+            )
+
+    def record_fired(self, policy: str, key: str, steps: Iterable[int], at: int) -> None:
+        with self.engine.begin() as conn:
+            for step in steps:
+                conn.execute(delete(fired).where(fired.c.policy == policy, fired.c.key == key, fired.c.step == step))
+                conn.execute(insert(fired).values(policy=policy, key=key, step=step, fired_at=at))
+
+    def set_cursor(self, policy: str, cursor: int | None) -> None:
+        with self.engine.begin() as conn:
+            _upsert_cursor(conn, policy, cursor)
+
+    def start_run(self, run_id: str, policy: str, mode: str, at: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(insert(runs).values(run_id=run_id, policy=policy, mode=mode, started_at=at, status="running"))
+
+    def finish_run(self, run_id: str, at: int, status: str, counts: dict[str, Any], errors: list[str]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(runs).where(runs.c.run_id == run_id)
+                .values(finished_at=at, status=status, counts=json.dumps(counts), errors=json.dumps(errors))
+            )
+
+    def directory(self, policy: str) -> dict[str, str]:
+        """The tracker ids the adapter resolved (login or group name → id)."""
+        with self.engine.connect() as conn:
+            return {r.name: r.value for r in conn.execute(select(names).where(names.c.policy == policy))}
+
+    def save_directory(self, policy: str, directory: dict[str, str]) -> None:
+        if directory == self.directory(policy):
+            return
+        with self.engine.begin() as conn:
+            conn.execute(delete(names).where(names.c.policy == policy))
+            if directory:
+                conn.execute(insert(names), [{"policy": policy, "name": k, "value": v} for k, v in directory.items()])
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _upsert_cursor(conn: Connection, policy: str, cursor: int | None) -> None:
+    done = conn.execute(update(cursors).where(cursors.c.policy == policy).values(cursor=cursor))
+    if done.rowcount == 0:
+        conn.execute(insert(cursors).values(policy=policy, cursor=cursor))
+
+
+def _safe(location: str) -> str:
+    """A location without its password."""
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", location)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else ""

@@ -1,0 +1,85 @@
+"""What the contract suite needs from each tracker under test.
+
+A harness owns one tracker (the real Redmine, or an in-process HTTP fake of GitLab
+or Jira), seeds it, reads it back *without* going through the adapter under test,
+injects faults, and counts requests.  Every adapter passes the same suite
+(``tests/contract/test_contract.py``) through its harness.
+
+Statuses are named by role so one suite fits every tracker: ``new``, ``working``,
+``waiting`` (a pause status), ``resolved``.  The harness's ``policy()`` maps them to
+the tracker's own names in the policy it builds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Protocol
+
+from sla_sync.adapters.base import Tracker
+
+from sla_sync.plan import Observed
+from sla_sync.policy import Policy
+
+ROLES = ("new", "working", "waiting", "resolved")
+
+
+class Harness(Protocol):
+    kind: str
+
+    def reset(self) -> None:
+        """Forget every issue (and injected fault, and request count)."""
+
+    def policy(self, body: str) -> Policy:
+        """A policy for this tracker: its ``tracker`` section, then ``body`` (YAML
+        with calendars, levels, classify, escalate...).  In ``body`` the strings
+        ``{waiting}``, ``{resolved}`` ... stand for this tracker's status names, and
+        ``{P1}``/``{P2}``/``{P3}`` for priority names that classify as the
+        suite's levels."""
+
+    def tracker(self, policy: Policy, sleep: Callable[[float], None] | None = None) -> Tracker:
+        """A fresh adapter for the policy (retry waits go to ``sleep``)."""
+
+    def create_issue(self, title: str, *, priority: str, created_at: datetime, by: str = "erin") -> str:
+        """A new issue created at ``created_at`` by a customer; returns its key.
+        ``priority`` is a role: ``P1``, ``P2`` or ``P3`` (mapped like in ``policy``)."""
+
+    def comment(self, key: str, text: str, *, by: str, public: bool, at: datetime) -> None:
+        """A note by ``by`` (an agent: alice, bob, carol; a customer: erin, dave)."""
+
+    def set_status(self, key: str, role: str, *, at: datetime, by: str = "alice") -> None:
+        """Move the issue to the status playing ``role``."""
+
+    def set_due_date(self, key: str, due: date | None, *, by: str = "alice") -> None:
+        """A person changes the due date."""
+
+    def set_assignee(self, key: str, login: str | None, *, by: str = "alice") -> None:
+        """A person changes the assignee."""
+
+    def observe(self, key: str) -> Observed:
+        """The issue's due date, SLA labels and assignee, read directly."""
+
+    def notes(self, key: str) -> list[tuple[str, bool]]:
+        """(text, private) of every note, oldest first, read directly."""
+
+    def watchers(self, key: str) -> set[str]:
+        """Logins watching the issue."""
+
+    def requests(self) -> dict[str, int]:
+        """Requests since the last reset of the counter, by method ("GET", "PUT"...)."""
+
+    def reset_requests(self) -> None: ...
+
+    def fail_next(self, status: int, times: int = 1, *, retry_after: float | None = None,
+                  method: str | None = None, after: bool = False) -> None:
+        """The next ``times`` requests (of ``method``, or any) get ``status``.
+
+        With ``after`` the request is carried out first and only its answer is
+        replaced: the write landed but the client cannot know it."""
+
+
+def fill(body: str, names: dict[str, str]) -> str:
+    """Replace the ``{role}`` placeholders of a policy body (YAML's own braces stay)."""
+    for key, value in names.items():
+        body = body.replace("{" + key + "}", value)
+    return body

@@ -1,0 +1,238 @@
+"""The contract every tracker adapter passes: the real Redmine and the GitLab and Jira fakes.
+
+Each test drives the adapter through its harness (see ``harness.py``): it seeds the
+tracker as people would, runs passes with ``sla_sync.sync.run_pass``, and reads the
+tracker back directly.  Times are UTC on a 24x7 calendar so the arithmetic is plain.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sla_sync.calendar import utc_seconds
+from sla_sync.errors import AuthError, TrackerError
+from sla_sync.model import State
+from sla_sync.state import Store
+from sla_sync.sync import PassResult, run_pass
+from sla_sync.timers import evaluate
+
+BODY = """
+calendars:
+  always:
+    timezone: UTC
+    hours: 24x7
+levels:
+  P1: {calendar: always, first_response: 30m, resolution: 8h}
+  P2: {calendar: always, first_response: 2h, resolution: 24h}
+  P3: {calendar: always, first_response: 8h, resolution: 80h}
+classify:
+  - if: {priority: "{P1}"}
+    level: P1
+  - if: {priority: "{P2}"}
+    level: P2
+  - level: P3
+clock:
+  pause_statuses: ["{waiting}"]
+  resolved_statuses: ["{resolved}"]
+escalate:
+  - when: resolution 50%
+    watchers: [manager]
+  - when: resolution breached
+    assign: manager
+    comment: "SLA breached: escalated to the manager."
+"""
+BREACH_NOTE = "SLA breached: escalated to the manager."
+
+KINDS = ["redmine"]
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+@pytest.fixture(params=KINDS)
+def harness(request: pytest.FixtureRequest) -> Any:
+    return request.getfixturevalue(request.param)
+
+
+class Sleeps(list[float]):
+    """An injected sleep that records the waits instead of sleeping."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+def one_pass(harness: Any, store: Store, now: str, *, apply: bool = True, sleeps: Sleeps | None = None) -> PassResult:
+    policy = harness.policy(BODY)
+    tracker = harness.tracker(policy, sleep=sleeps)
+    return run_pass(tracker, policy, store, utc_seconds(at(now)), apply=apply, run_id="t")
+
+
+def test_history_maps_to_events(harness: Any, tmp_path: Path) -> None:
+    key = harness.create_issue("Slow dashboard", priority="P2", created_at=at("2026-11-02T09:00:00"))
+    harness.comment(key, "It is still slow", by="erin", public=True, at=at("2026-11-02T09:10:00"))
+    harness.comment(key, "Checking the logs", by="bob", public=False, at=at("2026-11-02T09:20:00"))
+    harness.comment(key, "We are on it", by="alice", public=True, at=at("2026-11-02T09:30:00"))
+    harness.set_status(key, "waiting", at=at("2026-11-02T10:00:00"))
+    harness.set_status(key, "working", at=at("2026-11-02T11:00:00"))
+    policy = harness.policy(BODY)
+    fetched = harness.tracker(policy).fetch(None, {})
+    issue = next(t.issue for t in fetched.issues if t.issue.key == key)
+
+    comments = [(e.at, e.public, e.by_agent) for e in issue.events if e.kind == "comment"]
+    assert comments == [
+        (utc_seconds(at("2026-11-02T09:10:00")), True, False),  # the customer
+        (utc_seconds(at("2026-11-02T09:20:00")), False, True),  # an agent, private
+        (utc_seconds(at("2026-11-02T09:30:00")), True, True),  # an agent, public: the response
+    ]
+    waiting, working = policy.spec.clock.pause_statuses[0], issue.status
+    statuses = [(e.at, e.to) for e in issue.events if e.kind == "status"]
+    assert statuses[-2:] == [
+        (utc_seconds(at("2026-11-02T10:00:00")), waiting),
+        (utc_seconds(at("2026-11-02T11:00:00")), working),
+    ]
+    assert issue.created_at == utc_seconds(at("2026-11-02T09:00:00"))
+
+    sla = evaluate(issue, policy, utc_seconds(at("2026-11-02T12:00:00")))
+    assert sla.level == "P2"
+    first = sla.metrics["first_response"]
+    assert (first.state, first.elapsed_s) == (State.MET, 30 * 60)  # 09:00 → 09:30
+    # resolution: 09:00-10:00 running, 10:00-11:00 waiting, 11:00-12:00 running = 2h
+    assert sla.metrics["resolution"].elapsed_s == 2 * 3600
+
+
+def test_write_back_escalates_once_and_second_pass_writes_nothing(harness: Any, tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "state.sqlite"))
+    key = harness.create_issue("Checkout down", priority="P1", created_at=at("2026-11-02T08:00:00"))
+
+    # 13:00: resolution 5h of 8h (62.5 % ≥ 50 %: step 1), first response breached (5h > 30m)
+    first = one_pass(harness, store, "2026-11-02T13:00:00")
+    assert first.errors == []
+    seen = harness.observe(key)
+    assert seen.due_date == "2026-11-02"  # due 08:00 + 8h = 16:00 UTC
+    assert seen.labels == {"sla:P1", "sla:breached", "sla:escalated-1"}
+    assert harness.watchers(key) == {"manager"}
+    assert harness.notes(key) == []
+
+    harness.reset_requests()
+    again = one_pass(harness, store, "2026-11-02T13:00:00")
+    assert [o.plan.changes for o in again.outcomes if o.plan.changes] == []
+    assert set(harness.requests()) <= {"GET"}
+
+    # 17:00: resolution 9h > 8h: breached, step 2 assigns the manager with a private note
+    one_pass(harness, store, "2026-11-02T17:00:00")
+    seen = harness.observe(key)
+    assert seen.assignee == "manager"
+    assert seen.labels == {"sla:P1", "sla:breached", "sla:escalated-1", "sla:escalated-2"}
+    assert harness.notes(key) == [(BREACH_NOTE, True)]
+
+    harness.reset_requests()
+    one_pass(harness, store, "2026-11-02T17:30:00")
+    assert set(harness.requests()) <= {"GET"}
+    assert harness.notes(key) == [(BREACH_NOTE, True)]
+
+
+def test_a_lost_state_store_never_fires_a_step_twice(harness: Any, tmp_path: Path) -> None:
+    key = harness.create_issue("Checkout down", priority="P1", created_at=at("2026-11-02T08:00:00"))
+    one_pass(harness, Store(str(tmp_path / "a.sqlite")), "2026-11-02T17:00:00")
+    harness.reset_requests()
+    fresh = one_pass(harness, Store(str(tmp_path / "b.sqlite")), "2026-11-02T17:00:00")
+    assert [o.plan.changes for o in fresh.outcomes if o.plan.changes] == []
+    assert set(harness.requests()) <= {"GET"}
+    assert harness.notes(key) == [(BREACH_NOTE, True)]
+
+
+def test_a_due_date_changed_by_hand_is_kept(harness: Any, tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "state.sqlite"))
+    key = harness.create_issue("Typo in invoice", priority="P3", created_at=at("2026-11-02T09:00:00"))
+    one_pass(harness, store, "2026-11-02T10:00:00")
+    assert harness.observe(key).due_date == "2026-11-05"  # 09:00 + 80h = Nov 5, 17:00
+    harness.set_due_date(key, date(2026, 12, 24))
+    result = one_pass(harness, store, "2026-11-02T11:00:00")
+    assert harness.observe(key).due_date == "2026-12-24"
+    assert [k for k, note in result.kept if "due date" in note] == [key]
+
+
+def test_an_assignee_changed_by_hand_is_kept(harness: Any, tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "state.sqlite"))
+    key = harness.create_issue("Checkout down", priority="P1", created_at=at("2026-11-02T08:00:00"))
+    one_pass(harness, store, "2026-11-02T17:00:00")
+    assert harness.observe(key).assignee == "manager"
+    harness.set_assignee(key, "carol")
+    result = one_pass(harness, store, "2026-11-02T17:30:00")
+    assert harness.observe(key).assignee == "carol"
+    assert [k for k, note in result.kept if "assignee" in note] == [key]
+
+
+def test_a_pause_status_stops_the_clock_on_the_tracker(harness: Any, tmp_path: Path) -> None:
+    key = harness.create_issue("Export times out", priority="P2", created_at=at("2026-11-02T08:00:00"))
+    harness.comment(key, "Which account?", by="alice", public=True, at=at("2026-11-02T08:30:00"))
+    harness.set_status(key, "waiting", at=at("2026-11-02T09:00:00"))
+    result = one_pass(harness, Store(str(tmp_path / "s.sqlite")), "2026-11-03T09:00:00")
+    resolution = next(o.sla for o in result.outcomes if o.key == key).metrics["resolution"]
+    assert (resolution.state, resolution.elapsed_s) == (State.PAUSED, 3600)  # 08:00-09:00 only
+    assert harness.observe(key).due_date is None  # paused: left alone
+
+
+def test_unauthorized_is_a_clear_error_without_the_secret(harness: Any, tmp_path: Path) -> None:
+    harness.create_issue("Anything", priority="P3", created_at=at("2026-11-02T08:00:00"))
+    harness.fail_next(401, method="GET")
+    with pytest.raises(AuthError) as err:
+        one_pass(harness, Store(str(tmp_path / "s.sqlite")), "2026-11-02T09:00:00")
+    assert "authentication failed for" in str(err.value)
+    assert "sla-sync-secret" not in str(err.value)
+
+
+def test_not_found_names_the_tracker_and_what_to_do(harness: Any, tmp_path: Path) -> None:
+    harness.fail_next(404, method="GET")
+    with pytest.raises(TrackerError) as err:
+        one_pass(harness, Store(str(tmp_path / "s.sqlite")), "2026-11-02T09:00:00")
+    message = str(err.value)
+    assert harness.kind in message.lower()
+    assert "check" in message
+
+
+def test_rate_limits_are_waited_out_as_the_tracker_asks(harness: Any, tmp_path: Path) -> None:
+    key = harness.create_issue("Anything", priority="P3", created_at=at("2026-11-02T08:00:00"))
+    harness.fail_next(429, times=2, retry_after=7, method="GET")
+    sleeps = Sleeps()
+    result = one_pass(harness, Store(str(tmp_path / "s.sqlite")), "2026-11-02T09:00:00", sleeps=sleeps)
+    assert sleeps[:2] == [7, 7]
+    assert key in {o.key for o in result.outcomes}
+
+
+def test_server_errors_are_retried_within_bounds(harness: Any, tmp_path: Path) -> None:
+    harness.create_issue("Anything", priority="P3", created_at=at("2026-11-02T08:00:00"))
+    harness.fail_next(503, times=50, method="GET")
+    sleeps = Sleeps()
+    with pytest.raises(TrackerError) as err:
+        one_pass(harness, Store(str(tmp_path / "s.sqlite")), "2026-11-02T09:00:00", sleeps=sleeps)
+    assert "try again later" in str(err.value)
+    assert 1 <= len(sleeps) < 10  # bounded: a handful of attempts, not fifty
+    assert sleeps == sorted(sleeps)  # backing off
+
+
+def test_a_failed_fetch_writes_nothing(harness: Any, tmp_path: Path) -> None:
+    key = harness.create_issue("Checkout down", priority="P1", created_at=at("2026-11-02T08:00:00"))
+    harness.fail_next(500, times=50, method="GET")
+    harness.reset_requests()
+    with pytest.raises(TrackerError):
+        one_pass(harness, Store(str(tmp_path / "s.sqlite")), "2026-11-02T17:00:00")
+    assert set(harness.requests()) <= {"GET"}
+    harness.fail_next(500, times=0)
+    assert harness.observe(key).labels == frozenset()
+
+
+def test_a_lost_answer_to_the_escalation_write_never_duplicates_the_note(harness: Any, tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "s.sqlite"))
+    key = harness.create_issue("Checkout down", priority="P1", created_at=at("2026-11-02T08:00:00"))
+    harness.fail_next(502, method=harness.comment_method, after=True)
+    first = one_pass(harness, store, "2026-11-02T17:00:00")
+    second = one_pass(harness, store, "2026-11-02T17:05:00")
+    assert harness.notes(key) == [(BREACH_NOTE, True)]
+    assert harness.observe(key).labels >= {"sla:escalated-2"}
+    assert len(first.errors) + len(second.errors) <= 1
