@@ -17,7 +17,7 @@ Errors an adapter raises (all from ``sla_sync.errors``):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -90,6 +90,11 @@ class Tracker(Protocol):
         """Every open issue, and every issue updated at or after ``since``
         (minus the overlap window), each once.  History (events) is fetched only
         for issues whose version differs from ``cached``; the others reuse it."""
+        ...
+
+    def fetch_all(self, since: int | None) -> Iterator[Tracked]:
+        """Every issue (open or not) created at or after ``since`` (all when
+        ``None``), with its history, lazily: what ``sla-sync export`` streams."""
         ...
 
     def refresh(self, keys: Iterable[str]) -> list[Tracked]:

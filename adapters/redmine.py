@@ -22,7 +22,7 @@ GETs retried freely and a PUT retried only after a check that it did not land.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -201,6 +201,21 @@ class RedmineTracker:
             stamp = _instant(row["updated_on"])
             cursor = stamp if cursor is None else max(cursor, stamp)
         return Fetched(out, cursor, refetched)
+
+    def fetch_all(self, since: int | None) -> Iterator[Tracked]:
+        filters: dict[str, Any] = {"status_id": "*", "sort": "id"}
+        if since is not None:
+            filters["created_on"] = f">={iso_utc(since)}"
+        offset = 0
+        while True:  # page by page, so an export streams
+            page = self._call("listing issues", lambda o=offset: [  # type: ignore[misc]
+                i.raw() for i in self.redmine.issue.filter(project_id=self.spec.project, offset=o, limit=100, **filters)
+            ])
+            for row in page:
+                yield self._tracked(row, self._events(row))
+            if len(page) < 100:
+                return
+            offset += 100
 
     def refresh(self, keys: Iterable[str]) -> list[Tracked]:
         out = []
