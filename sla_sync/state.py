@@ -154,11 +154,19 @@ class Store:
                 raise UserError(f"state store {self.path}: cannot create its folder: {exc.strerror}") from None
         try:
             self.engine: Engine = create_engine(url, future=True)
-            metadata.create_all(self.engine)
+            self._create_tables()
         except SQLAlchemyError as exc:
             raise UserError(f"state store {_safe(location)}: cannot open it: {exc.__class__.__name__}: {_first_line(exc)}") from None
         except ModuleNotFoundError as exc:
             raise UserError(f"state store {_safe(location)}: {exc.name} is missing; install sla-sync[postgres]") from None
+
+    def _create_tables(self) -> None:
+        """Create missing tables; on PostgreSQL under a lock, as several workers
+        may start at once on a new database."""
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(7215001)"))
+            metadata.create_all(conn)
 
     @property
     def is_postgres(self) -> bool:

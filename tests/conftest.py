@@ -37,3 +37,49 @@ def redmine(redmine_harness_session: Any) -> Any:
     """The Redmine harness with no issue, no fault and a zero request count."""
     redmine_harness_session.reset()
     return redmine_harness_session
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """A real PostgreSQL on loopback: $SLA_SYNC_TEST_POSTGRES, else one that
+    scripts/postgres_local installs (Debian's postgresql) and starts."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    url = os.environ.get("SLA_SYNC_TEST_POSTGRES")
+    if not url:
+        script = Path(__file__).resolve().parent.parent / "scripts" / "postgres_local"
+        done = subprocess.run(["bash", str(script), "start"], capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        url = done.stdout.strip().splitlines()[-1]
+        os.environ["SLA_SYNC_TEST_POSTGRES"] = url
+    return url
+
+
+@pytest.fixture
+def postgres_schema_url(postgres_url: str) -> Iterator[str]:
+    """A URL whose tables land in a fresh, private schema (dropped afterwards)."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield f"{postgres_url}?options=-csearch_path%3D{schema}"
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def state_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """A state store location: an SQLite file, or a PostgreSQL schema."""
+    if request.param == "sqlite":
+        return str(tmp_path / "state.sqlite")
+    url: str = request.getfixturevalue("postgres_schema_url")
+    return url

@@ -147,10 +147,11 @@ def test_a_pass_killed_mid_write_and_run_again_duplicates_nothing(setup: Any, tm
         assert redmine.observe(key).labels >= {"sla:escalated-1", "sla:escalated-2", "sla:escalated-3"}
 
 
-def test_two_concurrent_passes_never_both_write(setup: Any, tmp_path: Path) -> None:
+def test_two_concurrent_passes_never_both_write(setup: Any, state_url: str) -> None:
+    """Two workers (processes) on one policy and one state store, SQLite or PostgreSQL."""
     redmine, policy, env = setup
     many_overdue(redmine, 3)
-    state = str(tmp_path / "state.sqlite")
+    state = state_url
     reached, release = block_on_put(redmine, 1)
     first = subprocess.Popen([*CLI, "run", str(policy), "--now", NOW, "--state", state], env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

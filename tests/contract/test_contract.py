@@ -72,7 +72,7 @@ def one_pass(harness: Any, store: Store, now: str, *, apply: bool = True, sleeps
     return run_pass(tracker, policy, store, utc_seconds(at(now)), apply=apply, run_id="t")
 
 
-def test_history_maps_to_events(harness: Any, tmp_path: Path) -> None:
+def test_history_maps_to_events(harness: Any) -> None:
     key = harness.create_issue("Slow dashboard", priority="P2", created_at=at("2026-11-02T09:00:00"))
     harness.comment(key, "It is still slow", by="erin", public=True, at=at("2026-11-02T09:10:00"))
     harness.comment(key, "Checking the logs", by="bob", public=False, at=at("2026-11-02T09:20:00"))
@@ -105,8 +105,8 @@ def test_history_maps_to_events(harness: Any, tmp_path: Path) -> None:
     assert sla.metrics["resolution"].elapsed_s == 2 * 3600
 
 
-def test_write_back_escalates_once_and_second_pass_writes_nothing(harness: Any, tmp_path: Path) -> None:
-    store = Store(str(tmp_path / "state.sqlite"))
+def test_write_back_escalates_once_and_second_pass_writes_nothing(harness: Any, state_url: str, tmp_path: Path) -> None:
+    store = Store(state_url)
     key = harness.create_issue("Checkout down", priority="P1", created_at=at("2026-11-02T08:00:00"))
 
     # 13:00: resolution 5h of 8h (62.5 % ≥ 50 %: step 1), first response breached (5h > 30m)
@@ -136,18 +136,18 @@ def test_write_back_escalates_once_and_second_pass_writes_nothing(harness: Any, 
     assert harness.notes(key) == [(BREACH_NOTE, True)]
 
 
-def test_a_lost_state_store_never_fires_a_step_twice(harness: Any, tmp_path: Path) -> None:
+def test_a_lost_state_store_never_fires_a_step_twice(harness: Any, state_url: str, tmp_path: Path) -> None:
     key = harness.create_issue("Checkout down", priority="P1", created_at=at("2026-11-02T08:00:00"))
-    one_pass(harness, Store(str(tmp_path / "a.sqlite")), "2026-11-02T17:00:00")
+    one_pass(harness, Store(state_url), "2026-11-02T17:00:00")
     harness.reset_requests()
-    fresh = one_pass(harness, Store(str(tmp_path / "b.sqlite")), "2026-11-02T17:00:00")
+    fresh = one_pass(harness, Store(str(tmp_path / "fresh.sqlite")), "2026-11-02T17:00:00")
     assert [o.plan.changes for o in fresh.outcomes if o.plan.changes] == []
     assert set(harness.requests()) <= {"GET"}
     assert harness.notes(key) == [(BREACH_NOTE, True)]
 
 
-def test_a_due_date_changed_by_hand_is_kept(harness: Any, tmp_path: Path) -> None:
-    store = Store(str(tmp_path / "state.sqlite"))
+def test_a_due_date_changed_by_hand_is_kept(harness: Any, state_url: str, tmp_path: Path) -> None:
+    store = Store(state_url)
     key = harness.create_issue("Typo in invoice", priority="P3", created_at=at("2026-11-02T09:00:00"))
     one_pass(harness, store, "2026-11-02T10:00:00")
     assert harness.observe(key).due_date == "2026-11-05"  # 09:00 + 80h = Nov 5, 17:00
@@ -157,8 +157,8 @@ def test_a_due_date_changed_by_hand_is_kept(harness: Any, tmp_path: Path) -> Non
     assert [k for k, note in result.kept if "due date" in note] == [key]
 
 
-def test_an_assignee_changed_by_hand_is_kept(harness: Any, tmp_path: Path) -> None:
-    store = Store(str(tmp_path / "state.sqlite"))
+def test_an_assignee_changed_by_hand_is_kept(harness: Any, state_url: str, tmp_path: Path) -> None:
+    store = Store(state_url)
     key = harness.create_issue("Checkout down", priority="P1", created_at=at("2026-11-02T08:00:00"))
     one_pass(harness, store, "2026-11-02T17:00:00")
     assert harness.observe(key).assignee == "manager"
@@ -168,67 +168,67 @@ def test_an_assignee_changed_by_hand_is_kept(harness: Any, tmp_path: Path) -> No
     assert [k for k, note in result.kept if "assignee" in note] == [key]
 
 
-def test_a_pause_status_stops_the_clock_on_the_tracker(harness: Any, tmp_path: Path) -> None:
+def test_a_pause_status_stops_the_clock_on_the_tracker(harness: Any, state_url: str, tmp_path: Path) -> None:
     key = harness.create_issue("Export times out", priority="P2", created_at=at("2026-11-02T08:00:00"))
     harness.comment(key, "Which account?", by="alice", public=True, at=at("2026-11-02T08:30:00"))
     harness.set_status(key, "waiting", at=at("2026-11-02T09:00:00"))
-    result = one_pass(harness, Store(str(tmp_path / "s.sqlite")), "2026-11-03T09:00:00")
+    result = one_pass(harness, Store(state_url), "2026-11-03T09:00:00")
     resolution = next(o.sla for o in result.outcomes if o.key == key).metrics["resolution"]
     assert (resolution.state, resolution.elapsed_s) == (State.PAUSED, 3600)  # 08:00-09:00 only
     assert harness.observe(key).due_date is None  # paused: left alone
 
 
-def test_unauthorized_is_a_clear_error_without_the_secret(harness: Any, tmp_path: Path) -> None:
+def test_unauthorized_is_a_clear_error_without_the_secret(harness: Any, state_url: str, tmp_path: Path) -> None:
     harness.create_issue("Anything", priority="P3", created_at=at("2026-11-02T08:00:00"))
     harness.fail_next(401, method="GET")
     with pytest.raises(AuthError) as err:
-        one_pass(harness, Store(str(tmp_path / "s.sqlite")), "2026-11-02T09:00:00")
+        one_pass(harness, Store(state_url), "2026-11-02T09:00:00")
     assert "authentication failed for" in str(err.value)
     assert "sla-sync-secret" not in str(err.value)
 
 
-def test_not_found_names_the_tracker_and_what_to_do(harness: Any, tmp_path: Path) -> None:
+def test_not_found_names_the_tracker_and_what_to_do(harness: Any, state_url: str, tmp_path: Path) -> None:
     harness.fail_next(404, method="GET")
     with pytest.raises(TrackerError) as err:
-        one_pass(harness, Store(str(tmp_path / "s.sqlite")), "2026-11-02T09:00:00")
+        one_pass(harness, Store(state_url), "2026-11-02T09:00:00")
     message = str(err.value)
     assert harness.kind in message.lower()
     assert "check" in message
 
 
-def test_rate_limits_are_waited_out_as_the_tracker_asks(harness: Any, tmp_path: Path) -> None:
+def test_rate_limits_are_waited_out_as_the_tracker_asks(harness: Any, state_url: str, tmp_path: Path) -> None:
     key = harness.create_issue("Anything", priority="P3", created_at=at("2026-11-02T08:00:00"))
     harness.fail_next(429, times=2, retry_after=7, method="GET")
     sleeps = Sleeps()
-    result = one_pass(harness, Store(str(tmp_path / "s.sqlite")), "2026-11-02T09:00:00", sleeps=sleeps)
+    result = one_pass(harness, Store(state_url), "2026-11-02T09:00:00", sleeps=sleeps)
     assert sleeps[:2] == [7, 7]
     assert key in {o.key for o in result.outcomes}
 
 
-def test_server_errors_are_retried_within_bounds(harness: Any, tmp_path: Path) -> None:
+def test_server_errors_are_retried_within_bounds(harness: Any, state_url: str, tmp_path: Path) -> None:
     harness.create_issue("Anything", priority="P3", created_at=at("2026-11-02T08:00:00"))
     harness.fail_next(503, times=50, method="GET")
     sleeps = Sleeps()
     with pytest.raises(TrackerError) as err:
-        one_pass(harness, Store(str(tmp_path / "s.sqlite")), "2026-11-02T09:00:00", sleeps=sleeps)
+        one_pass(harness, Store(state_url), "2026-11-02T09:00:00", sleeps=sleeps)
     assert "try again later" in str(err.value)
     assert 1 <= len(sleeps) < 10  # bounded: a handful of attempts, not fifty
     assert sleeps == sorted(sleeps)  # backing off
 
 
-def test_a_failed_fetch_writes_nothing(harness: Any, tmp_path: Path) -> None:
+def test_a_failed_fetch_writes_nothing(harness: Any, state_url: str, tmp_path: Path) -> None:
     key = harness.create_issue("Checkout down", priority="P1", created_at=at("2026-11-02T08:00:00"))
     harness.fail_next(500, times=50, method="GET")
     harness.reset_requests()
     with pytest.raises(TrackerError):
-        one_pass(harness, Store(str(tmp_path / "s.sqlite")), "2026-11-02T17:00:00")
+        one_pass(harness, Store(state_url), "2026-11-02T17:00:00")
     assert set(harness.requests()) <= {"GET"}
     harness.fail_next(500, times=0)
     assert harness.observe(key).labels == frozenset()
 
 
-def test_a_lost_answer_to_the_escalation_write_never_duplicates_the_note(harness: Any, tmp_path: Path) -> None:
-    store = Store(str(tmp_path / "s.sqlite"))
+def test_a_lost_answer_to_the_escalation_write_never_duplicates_the_note(harness: Any, state_url: str, tmp_path: Path) -> None:
+    store = Store(state_url)
     key = harness.create_issue("Checkout down", priority="P1", created_at=at("2026-11-02T08:00:00"))
     harness.fail_next(502, method=harness.comment_method, after=True)
     first = one_pass(harness, store, "2026-11-02T17:00:00")
