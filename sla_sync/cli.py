@@ -7,11 +7,13 @@ Exit codes: 0 success; 1 done, but some input was skipped or some issue failed;
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import sys
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,9 +32,10 @@ from typer.exceptions import TyperException
 from sla_sync.adapters.base import AdapterOptions, Tracker, load_factory, read_secret
 
 from .calendar import iso_utc
-from .errors import LockedError, TrackerError, UserError
+from .errors import AuthError, LockedError, SlaSyncError, TrackerError, UserError
 from .model import Change
 from .neutral import LineError, dump_line, parse_instant, read_issues, sla_to_json
+from .observe import LOGGER, Metrics, add_secret, configure_logging
 from .plan import managed_labels, marker
 from .policy import Policy, PolicyError, json_schema, load_policy, parse_duration
 from .state import Store, default_location
@@ -208,6 +211,11 @@ NowOpt = Annotated[
 
 def open_tracker(policy: Policy) -> Tracker:
     """The policy's tracker adapter, with the API key from the environment or a file."""
+    return open_tracker_with_secret(policy)[0]
+
+
+def open_tracker_with_secret(policy: Policy) -> tuple[Tracker, str]:
+    """The adapter and its secret (for the logs' redaction filter, never for output)."""
     spec = policy.spec.tracker
     if spec is None:
         raise UserError(f"{policy.source}: the policy has no `tracker` section; add one to talk to a tracker")
@@ -217,7 +225,7 @@ def open_tracker(policy: Policy) -> Tracker:
         agents_users=tuple(agents.users) if agents else (),
         agents_groups=tuple(agents.groups) if agents else (),
     )
-    return load_factory(spec.kind)(spec, secret, options)
+    return load_factory(spec.kind)(spec, secret, options), secret
 
 
 def check_online(policy: Policy) -> list[str]:
@@ -320,10 +328,61 @@ def progress_reporter(label: str) -> Iterator[Callable[[int, int], None]]:
         yield update
 
 
-def one_pass(policy: Policy, store: Store, now: int, *, apply: bool, should_stop: Callable[[], bool] = lambda: False) -> PassResult:
-    tracker = open_tracker(policy)
-    with progress_reporter(f"{policy.name}: applying") as progress:
-        return run_pass(tracker, policy, store, now, apply=apply, run_id=new_run_id(), should_stop=should_stop, progress=progress)
+LogFormatOpt = Annotated[str, typer.Option("--log-format", help="plain or json log lines on stderr")]
+
+
+def setup_logs(fmt: str) -> None:
+    if fmt not in ("plain", "json"):
+        raise UserError(f"--log-format {fmt!r}: use plain or json")
+    configure_logging(fmt)
+
+
+def one_pass(
+    policy: Policy,
+    store: Store,
+    now: int,
+    *,
+    apply: bool,
+    metrics: Metrics | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> PassResult:
+    """One pass with its logs and metrics."""
+    tracker, secret = open_tracker_with_secret(policy)
+    add_secret(secret)
+    run_id = new_run_id()
+    log = logging.LoggerAdapter(logging.getLogger(LOGGER), {"run_id": run_id, "policy": policy.name, "issue": "-"})
+    started = time.monotonic()
+    try:
+        with progress_reporter(f"{policy.name}: applying") as progress:
+            result = run_pass(tracker, policy, store, now, apply=apply, run_id=run_id,
+                              should_stop=should_stop, progress=progress)
+    except SlaSyncError as exc:
+        kind = "auth" if isinstance(exc, AuthError) else "locked" if isinstance(exc, LockedError) else "fetch"
+        if metrics is not None:
+            metrics.failed(policy.name, kind, time.monotonic() - started)
+        if not isinstance(exc, UserError):  # a UserError is shown once, by main()
+            log.error("pass failed: %s", exc, extra={"kind": kind})
+        raise
+    if metrics is not None:
+        metrics.observe(result, time.monotonic() - started, time.time())
+    if apply:
+        log_outcomes(log, result)
+    return result
+
+
+def log_outcomes(log: logging.LoggerAdapter[logging.Logger], result: PassResult) -> None:
+    """A line per written issue, per error and per kept manual change, then the summary."""
+    base = dict(log.extra or {})
+    for o in result.outcomes:
+        extra = {**base, "issue": o.key}
+        if o.applied:
+            log.logger.info("wrote %s", "; ".join(_change_text(c) for c in o.plan.changes),
+                            extra={**extra, "changes": [c.kind for c in o.plan.changes]})
+        if o.error:
+            log.logger.error("%s", o.error, extra={**extra, "kind": "issue"})
+        for note in o.plan.kept:
+            log.logger.warning("%s", note, extra=extra)
+    log.info("%s", summary(result))
 
 
 @app.command()
@@ -332,10 +391,12 @@ def plan(
     now: NowOpt = None,
     state: StateOpt = None,
     fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+    log_format: LogFormatOpt = "plain",
 ) -> None:
     """Fetch, evaluate and show the changes a run would make, writing nothing."""
     if fmt not in ("table", "json"):
         raise UserError(f"--format {fmt!r}: use table or json")
+    setup_logs(log_format)
     policy = read_policy(policy_path)
     store = Store(state or default_location())
     result = one_pass(policy, store, parse_now(now), apply=False)
@@ -349,19 +410,29 @@ def run(
     state: StateOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show the plan (same as `sla-sync plan`).")] = False,
     fmt: Annotated[str, typer.Option("--format", help="table or json (the plan's format)")] = "table",
+    metrics_file: Annotated[
+        Path | None, typer.Option(help="Write Prometheus metrics here after the run (node-exporter textfile).")
+    ] = None,
+    log_format: LogFormatOpt = "plain",
 ) -> None:
     """Apply the plan: due dates, SLA labels, escalations. Exit 1 if some issue failed."""
+    setup_logs(log_format)
     policies = [read_policy(p) for p in policy_paths]
     store = Store(state or default_location())
+    metrics = Metrics()
     worst = 0
-    for policy in policies:
-        result = one_pass(policy, store, parse_now(now), apply=not dry_run)
-        print_plan(result, fmt)
-        if not dry_run:
-            err(summary(result))
-            for key, note in result.kept:
-                err(f"{policy.name}: issue {key}: {note}")
-        worst = max(worst, result.exit_code)
+    try:
+        for policy in policies:
+            result = one_pass(policy, store, parse_now(now), apply=not dry_run, metrics=metrics)
+            print_plan(result, fmt)
+            worst = max(worst, result.exit_code)
+    finally:
+        if metrics_file is not None:
+            try:
+                metrics.write_textfile(str(metrics_file))
+            except OSError as exc:
+                err(f"sla-sync: cannot write the metrics file {metrics_file}: {exc.strerror}")
+                worst = max(worst, 1)
     if worst:
         raise typer.Exit(worst)
 
@@ -373,14 +444,24 @@ def watch(
     now: NowOpt = None,
     state: StateOpt = None,
     passes: Annotated[int | None, typer.Option(help="Stop after this many passes (default: run until stopped).")] = None,
+    metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus metrics on this port at /metrics.")] = None,
+    metrics_addr: Annotated[str, typer.Option(help="Address for --metrics-port.")] = "0.0.0.0",
+    log_format: LogFormatOpt = "plain",
 ) -> None:
     """Run passes every --every until SIGTERM or Ctrl-C; a stop waits for the write in flight."""
     try:
         interval = parse_duration(every)
     except ValueError as exc:
         raise UserError(f"--every: {exc}") from None
+    setup_logs(log_format)
     policies = [read_policy(p) for p in policy_paths]
     store = Store(state or default_location())
+    metrics = Metrics()
+    if metrics_port is not None:
+        try:
+            metrics.serve(metrics_port, metrics_addr)
+        except OSError as exc:
+            raise UserError(f"--metrics-port {metrics_port}: cannot listen: {exc.strerror}") from None
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: object) -> None:
@@ -395,12 +476,12 @@ def watch(
                 if stop.is_set():
                     break
                 try:
-                    result = one_pass(policy, store, parse_now(now), apply=True, should_stop=stop.is_set)
+                    result = one_pass(policy, store, parse_now(now), apply=True, metrics=metrics, should_stop=stop.is_set)
                 except (TrackerError, LockedError) as exc:
-                    err(f"sla-sync: {policy.name}: {exc}")
-                    worst = max(worst, 1)
+                    if isinstance(exc, UserError):  # not logged by one_pass
+                        err(f"sla-sync: {policy.name}: {exc}")
+                    worst = max(worst, 1)  # the next pass tries again
                     continue
-                err(summary(result))
                 worst = max(worst, result.exit_code)
             count += 1
             if passes is not None and count >= passes:

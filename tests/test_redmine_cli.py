@@ -101,7 +101,7 @@ def test_a_person_changing_the_due_date_wins(setup: Any, tmp_path: Path) -> None
     redmine.set_due_date(b, date(2026, 11, 20))
     later = sla_sync(env, "run", str(policy), "--now", "2026-11-03T15:00:00Z", "--state", state)
     assert redmine.observe(b).due_date == "2026-11-20"
-    assert f"issue {b}: due date changed by hand to 2026-11-20" in later.stderr
+    assert f"issue={b} due date changed by hand to 2026-11-20" in later.stderr
 
 
 def many_overdue(redmine: Any, n: int) -> list[str]:
