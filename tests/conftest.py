@@ -83,3 +83,21 @@ def state_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
         return str(tmp_path / "state.sqlite")
     url: str = request.getfixturevalue("postgres_schema_url")
     return url
+
+
+@pytest.fixture(scope="session")
+def gitlab_harness_session() -> Iterator[Any]:
+    from tests.contract.gitlab_harness import GitLabHarness
+
+    harness = GitLabHarness()
+    try:
+        yield harness
+    finally:
+        harness.close()
+
+
+@pytest.fixture
+def gitlab(gitlab_harness_session: Any) -> Any:
+    """The GitLab fake's harness, emptied."""
+    gitlab_harness_session.reset()
+    return gitlab_harness_session

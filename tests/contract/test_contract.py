@@ -47,7 +47,7 @@ escalate:
 """
 BREACH_NOTE = "SLA breached: escalated to the manager."
 
-KINDS = ["redmine"]
+KINDS = ["redmine", "gitlab"]
 
 
 def at(text: str) -> datetime:

@@ -1,0 +1,736 @@
+"""GitLab, through python-gitlab.
+
+Reading: every open issue of the project, plus every issue updated since the
+cursor minus the overlap window (``updated_after`` is inclusive), each once, in
+pages of 100 (``order_by=updated_at, sort=asc``).  The history is read only for
+issues whose ``updated_at`` differs from the state store's copy: three lists per
+issue (``resource_state_events``, ``resource_label_events``, ``notes``).
+
+Mapping to the neutral issue:
+
+- key: the issue's ``iid`` (``"42"``); version: its ``updated_at``.
+- status: a closed issue is ``closed``; an open one takes the value of its scoped
+  label with the prefix ``tracker.status_labels`` (``status::waiting`` → ``waiting``),
+  or ``opened`` without one.  With several such labels (scoped labels are
+  exclusive only on GitLab Premium) the one added last wins.
+- priority: the value of the scoped label ``tracker.priority_labels``; type: the
+  ``issue_type``; milestone: its title; assignee: the first assignee's username;
+  ``fields``: ``severity`` and ``weight`` when GitLab sends them.
+- history: the label events become ``label`` events; the status (and priority)
+  is replayed over the label and state events together (``closed``/``reopened``;
+  the creation is not recorded), starting from the state before the first event,
+  which is worked out backwards from the current labels, so labels set when the
+  issue was created count whether or not GitLab recorded events for them.  Events
+  of the same second are one change.  Notes: ``system`` notes are not comments;
+  ``internal`` (or the older ``confidential``) notes are private; a note is by an
+  agent when its author is one of ``tracker.agents`` (users, or members of the
+  groups, inherited membership included), or, without that setting, anyone but
+  the issue's author.  sla-sync's own notes (the token's user) never count.
+
+Writing: ``due_date``; labels only through ``add_labels``/``remove_labels``, never
+a full replace, so a person's labels are never dropped; ``assignee_ids`` from
+usernames looked up exactly (GitLab assigns users only, not groups); the step
+comments as notes, ``internal`` when private; ``watchers`` as an internal note
+``cc @user ...``: the REST API cannot subscribe somebody else to an issue, a
+mention is how GitLab notifies a person and makes them a participant.  GitLab
+creates a missing label when a user with at least the Reporter role adds it, and
+silently drops it (and an assignee who is not a member) otherwise: the answer of
+the write is checked and a dropped label or assignee is an error.
+
+Exactly-once notes.  GitLab cannot write a note and labels in one request, so
+an escalation step is written in two: first its note, then one ``PUT`` with the
+due date, the labels (including the step's marker label ``<prefix>escalated-N``)
+and the assignee.  Every step's note ends with a hidden marker,
+``<!-- sla-sync: sla:escalated-N -->`` (`` cc`` added on a watchers note), and
+before posting, the adapter reads the issue's notes and leaves out the steps
+whose marker is already there.  So:
+
+- a crash (or failure) after the note and before the ``PUT`` leaves no marker
+  label; the next pass fires the step again, finds the note's marker and writes
+  only the labels: the note is not repeated;
+- a failure before the note writes nothing; the next pass does it all;
+- a ``POST`` whose answer is lost (timeout, reset, 5xx) is retried only after a
+  read of the notes shows that it did not land; when that read fails too, the
+  pass gives up on the issue instead of risking a second note.
+
+Steps that fire together share one note (their texts, one marker each); a step
+whose marker is already in a note is left out of it.  Labels first and note
+second would lose the note for good after a crash (the marker label would stop
+the step from firing again), so the note goes first.  The note's marker also
+holds when GitLab drops the marker label (a token without the Reporter role):
+the step then fires on every pass and fails on its ``PUT``, but its note is
+written once.  The one window left is a ``POST`` that times out and lands on
+GitLab only after the check read it; the back-off wait before the check makes
+that unlikely.  A 500 to a ``POST`` is not retried: the next pass checks.
+
+Online check (``check``): the project exists and the token can see it; the
+token's user has at least the Reporter role (else it cannot create labels or
+write internal notes), and only then are missing labels reported (GitLab creates
+a missing label on first use for a Reporter; nobody has to add them); every user
+named by the policy exists (a username, exactly) and, unless it is an agent, is a
+member of the project (GitLab assigns members only); every agents group exists.
+
+Retries: python-gitlab, left to itself, obeys 429 by sleeping ``Retry-After``
+(or until ``RateLimit-Reset``) with ``time.sleep`` up to ``max_retries=10`` times
+per request, and with ``retry_transient_errors`` also 5xx and timeouts; none of
+that wait is injectable.  Here the ``requests`` session it is given
+(``RetryingSession``) answers those cases itself before python-gitlab sees them:
+GETs and PUTs (which only set values: adding a label twice adds it once) are
+retried with tenacity, bounded by ``tracker.max_attempts``, backing off
+exponentially or as ``Retry-After``/``RateLimit-Reset`` ask (at most
+``max_wait``), through the injectable ``options.sleep``; a POST is sent once and
+the adapter decides (see above).  Pages of a lazy list are retried one by one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+
+import gitlab
+import requests
+import tenacity
+from gitlab import exceptions as gex
+
+from sla_sync.calendar import iso_utc
+from sla_sync.errors import AuthError, TrackerError, UserError
+from sla_sync.model import Change, Event, Issue
+from sla_sync.plan import Observed
+from sla_sync.policy import TrackerSpec, parse_duration
+
+from .base import AdapterOptions, Cached, Fetched, RequestCounter, Tracked
+
+T = TypeVar("T")
+
+RETRY_STATUS = frozenset({429, 502, 503, 504})
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT"})
+REPORTER = 20  # GitLab's access level that may create labels and write internal notes
+TAG = re.compile(r"<!-- sla-sync: ([^<>]*?) -->")
+
+
+# -- HTTP: one session that counts, retries and waits as told ------------------------
+
+
+class Retryable(Exception):
+    """A response worth another attempt (429, 5xx, a timeout, a reset)."""
+
+    def __init__(self, what: str, retry_after: float | None = None) -> None:
+        super().__init__(what)
+        self.retry_after = retry_after
+
+
+class _Unknown(Exception):
+    """A write whose outcome cannot be known now: not to be retried blindly."""
+
+
+def _seconds_until(value: str | None, response: requests.Response) -> float | None:
+    """An HTTP date relative to the response's own ``Date`` (no local clock)."""
+    sent = response.headers.get("Date")
+    if not value or not sent:
+        return None
+    try:
+        return (parsedate_to_datetime(value) - parsedate_to_datetime(sent)).total_seconds()
+    except (TypeError, ValueError):
+        return None
+
+
+def retry_after(response: requests.Response) -> float | None:
+    """The wait a response asks for: ``Retry-After`` (seconds or a date), else
+    ``RateLimit-Reset`` (epoch seconds, against the response's ``Date``)."""
+    value = response.headers.get("Retry-After")
+    wait: float | None = None
+    if value is not None:
+        try:
+            wait = float(value)
+        except ValueError:
+            wait = _seconds_until(value, response)
+    elif response.headers.get("RateLimit-Reset") and response.headers.get("Date"):
+        try:
+            reset = float(response.headers["RateLimit-Reset"])
+            wait = reset - parsedate_to_datetime(response.headers["Date"]).timestamp()
+        except (TypeError, ValueError):
+            wait = None
+    return None if wait is None else max(0.0, wait)
+
+
+class RetryingSession(requests.Session):
+    """The ``requests`` session python-gitlab sends through (see the module docstring)."""
+
+    def __init__(self, *, attempts: int, max_wait: float, sleep: Callable[[float], None], counter: RequestCounter) -> None:
+        super().__init__()
+        self.attempts = attempts
+        self.max_wait = max_wait
+        self.sleep = sleep
+        self.counter = counter
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, Retryable) and exc.retry_after is not None:
+            return min(exc.retry_after, self.max_wait)
+        return float(min(self.max_wait, 0.5 * 2 ** (state.attempt_number - 1)))
+
+    def retrying(self) -> tenacity.Retrying:
+        return tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(Retryable),
+            stop=tenacity.stop_after_attempt(self.attempts),
+            wait=self._wait,
+            sleep=self.sleep,
+            reraise=True,
+        )
+
+    def send_once(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        """One HTTP request; ``Retryable`` for what may pass on a second try."""
+        method = (request.method or "GET").upper()
+        where = (request.url or "").split("?")[0]
+        self.counter.add(method)
+        try:
+            response = super().send(request, **kwargs)
+        except (requests.Timeout, requests.ConnectionError) as exc:
+            raise Retryable(f"{exc.__class__.__name__} talking to {where}") from None
+        code = response.status_code
+        if code in RETRY_STATUS or (code >= 500 and method in IDEMPOTENT):
+            wait = retry_after(response)
+            response.close()
+            raise Retryable(f"HTTP {code} from {where}", wait)
+        return response
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        if (request.method or "GET").upper() not in IDEMPOTENT:
+            return self.send_once(request, **kwargs)
+        response: requests.Response = self.retrying()(self.send_once, request, **kwargs)
+        return response
+
+
+# -- mapping ---------------------------------------------------------------------
+
+
+def instant(text: str) -> int:
+    """GitLab's ``2016-01-04T15:31:51.081Z`` → epoch seconds."""
+    return int(datetime.fromisoformat(text).timestamp() // 1)
+
+
+def scoped(labels: Iterable[str], prefix: str | None, recency: Mapping[str, int]) -> str | None:
+    """The value of the scoped label ``prefix<value>``; the latest added wins."""
+    if not prefix:
+        return None
+    found = [lbl for lbl in labels if lbl.startswith(prefix) and len(lbl) > len(prefix)]
+    if not found:
+        return None
+    return max(found, key=lambda lbl: (recency.get(lbl, -1), lbl))[len(prefix):]
+
+
+def recency_of(events: Iterable[Event]) -> dict[str, int]:
+    """Label → the order in which it was last added (for ``scoped``)."""
+    order: dict[str, int] = {}
+    for n, label in enumerate(lbl for e in events if e.kind == "label" for lbl in e.added):
+        order[label] = n
+    return order
+
+
+def _username(entry: Mapping[str, Any], key: str = "user") -> str | None:
+    who = entry.get(key) or {}
+    name = who.get("username")
+    return str(name) if name is not None else None
+
+
+LABEL, STATE = 0, 1
+Entry = tuple[int, int, int, Mapping[str, Any]]  # (instant, LABEL or STATE, id, event)
+
+
+def _entries(label_events: Sequence[Mapping[str, Any]], state_events: Sequence[Mapping[str, Any]]) -> list[Entry]:
+    """Both histories in one list, oldest first (a deleted label's events carry no label)."""
+    entries: list[Entry] = [(instant(e["created_at"]), LABEL, int(e.get("id") or 0), e) for e in label_events if e.get("label")]
+    entries += [(instant(e["created_at"]), STATE, int(e.get("id") or 0), e) for e in state_events]
+    return sorted(entries, key=lambda x: x[:3])
+
+
+def _before(row: Mapping[str, Any], entries: Sequence[Entry]) -> tuple[set[str], str]:
+    """The labels and state before the first event, worked out back from the current ones."""
+    labels, state = set(row.get("labels") or ()), str(row.get("state") or "opened")
+    for _, kind, _, e in reversed(entries):
+        if kind == LABEL:
+            (labels.discard if e.get("action") == "add" else labels.add)(e["label"]["name"])
+        elif e.get("state") in ("closed", "reopened"):  # "opened" marks a creation, not a change
+            state = "opened" if e["state"] == "closed" else "closed"
+    return labels, state
+
+
+@dataclass(frozen=True)
+class Mapper:
+    """Turns GitLab's issue payloads into the neutral issue (pure)."""
+
+    status_prefix: str | None
+    priority_prefix: str | None
+    project: str
+
+    def status(self, state: str, labels: Iterable[str], recency: Mapping[str, int]) -> str:
+        if state == "closed":
+            return "closed"
+        return scoped(labels, self.status_prefix, recency) or "opened"
+
+    def changes(self, row: Mapping[str, Any], label_events: Sequence[Mapping[str, Any]],
+                state_events: Sequence[Mapping[str, Any]]) -> list[Event]:
+        """Label, status and priority events, replayed over both event lists."""
+        entries = _entries(label_events, state_events)
+        labels, state = _before(row, entries)
+        recency: dict[str, int] = {}
+        status, priority = self.status(state, labels, recency), scoped(labels, self.priority_prefix, recency)
+        out: list[Event] = []
+        seq = itertools.count()
+        for at, group in itertools.groupby(entries, key=lambda x: x[0]):
+            added: list[str] = []
+            removed: list[str] = []
+            who: str | None = None
+            for _, kind, _, e in group:
+                who = _username(e) or who
+                if kind == STATE:
+                    state = "closed" if e.get("state") == "closed" else "opened"
+                elif e.get("action") == "add":
+                    labels.add(e["label"]["name"])
+                    recency[e["label"]["name"]] = next(seq)
+                    added.append(e["label"]["name"])
+                else:
+                    labels.discard(e["label"]["name"])
+                    removed.append(e["label"]["name"])
+            if added or removed:
+                out.append(Event(at, "label", added=tuple(added), removed=tuple(removed), author=who))
+            if (now := self.status(state, labels, recency)) != status:
+                out.append(Event(at, "status", from_=status, to=now, author=who))
+                status = now
+            if (level := scoped(labels, self.priority_prefix, recency)) != priority:
+                out.append(Event(at, "field", field="priority", from_=priority, to=level, author=who))
+                priority = level
+        return out
+
+    def comments(self, row: Mapping[str, Any], notes: Sequence[Mapping[str, Any]], me: int | None,
+                 agents: frozenset[str] | None) -> list[Event]:
+        """The people's notes (not ``system`` ones) as comment events."""
+        author_id = (row.get("author") or {}).get("id")
+        out = []
+        for n in notes:
+            if n.get("system"):
+                continue
+            who = n.get("author") or {}
+            login = who.get("username")
+            mine = me is not None and who.get("id") == me
+            agent = login in agents if agents is not None else who.get("id") != author_id
+            private = bool(n.get("internal") or n.get("confidential"))
+            out.append(Event(instant(n["created_at"]), "comment", public=not private, by_agent=agent and not mine, author=login))
+        return out
+
+    def tracked(self, row: Mapping[str, Any], events: tuple[Event, ...]) -> Tracked:
+        labels = tuple(row.get("labels") or ())
+        people = row.get("assignees") or ([row["assignee"]] if row.get("assignee") else [])
+        assignee = people[0].get("username") if people else None
+        recency = recency_of(events)
+        project = str((row.get("references") or {}).get("full") or "").rsplit("#", 1)[0] or self.project
+        issue = Issue(
+            key=str(row["iid"]),
+            title=row.get("title") or "",
+            created_at=instant(row["created_at"]),
+            updated_at=instant(row["updated_at"]),
+            status=self.status(str(row.get("state")), labels, recency),
+            priority=scoped(labels, self.priority_prefix, recency),
+            type=row.get("issue_type"),
+            project=project,
+            labels=labels,
+            assignee=assignee,
+            milestone=(row.get("milestone") or {}).get("title"),
+            due_date=row.get("due_date"),
+            fields={k: row[k] for k in ("severity", "weight") if row.get(k) is not None},
+            events=events,
+        )
+        observed = Observed(row.get("due_date"), frozenset(labels), assignee)
+        return Tracked(issue, observed, str(row["updated_at"]), open=row.get("state") == "opened")
+
+
+@dataclass(frozen=True)
+class _Note:
+    """A note to post: its visible text, privacy and hidden step markers."""
+
+    text: str
+    private: bool
+    tags: tuple[str, ...]
+
+    @property
+    def body(self) -> str:
+        return self.text + "".join(f"\n\n<!-- sla-sync: {t} -->" for t in self.tags)
+
+
+# -- the adapter -------------------------------------------------------------------
+
+
+class GitLabTracker:
+    """The ``Tracker`` for GitLab (REST API v4), self-managed or gitlab.com."""
+
+    kind = "gitlab"
+
+    def __init__(self, spec: TrackerSpec, secret: str, options: AdapterOptions) -> None:
+        self.url = spec.url.rstrip("/")
+        self.spec = spec
+        self.options = options
+        self.counter = RequestCounter()
+        self.session = RetryingSession(
+            attempts=spec.max_attempts, max_wait=options.max_wait, sleep=options.sleep if options.sleep is not None else time.sleep, counter=self.counter
+        )
+        self.gl = gitlab.Gitlab(
+            self.url, private_token=secret, timeout=spec.timeout, retry_transient_errors=False, session=self.session
+        )
+        self.project = self.gl.projects.get(spec.project, lazy=True)
+        self.mapper = Mapper(spec.status_labels, spec.priority_labels, spec.project)
+        self.overlap = parse_duration(spec.overlap)
+        self.directory: dict[str, str] = {}  # "self" / "user:alice" -> id
+        self._agents: frozenset[str] | None = None
+        self._agents_known = False
+
+    # -- errors ----------------------------------------------------------------------
+
+    def _where(self, key: str | None) -> str:
+        return f"GitLab {self.url}, project {self.spec.project}" + (f", issue {key}" if key else "")
+
+    def _call(self, what: str, fn: Callable[[], T], key: str | None = None) -> T:
+        """Run a client call, turning its errors into ours (never with the token)."""
+        where = self._where(key)
+        try:
+            return fn()
+        except gex.GitlabAuthenticationError:
+            token = self.spec.api_key_env or self.spec.api_key_file or "the token"
+            raise AuthError(
+                f"authentication failed for {self.url}: check the token in {token} "
+                "(a personal, group or project access token with the api scope, not expired)"
+            ) from None
+        except Retryable as exc:
+            raise TrackerError(f"{where}: {what}: {exc} (gave up after {self.session.attempts} attempts); try again later") from None
+        except gex.GitlabParsingError:
+            raise TrackerError(f"{where}: {what}: the answer was not JSON; is tracker.url a GitLab?") from None
+        except gex.GitlabError as exc:
+            raise TrackerError(f"{where}: {what}: {self._explain(exc)}") from None
+        except requests.RequestException as exc:
+            raise TrackerError(f"{where}: {what}: {exc.__class__.__name__}; check tracker.url") from None
+
+    def _explain(self, exc: gex.GitlabError) -> str:
+        code = exc.response_code
+        if code == 403:
+            return "forbidden (403); give the token's user at least the Reporter role in the project and the token the api scope"
+        if code == 404:
+            return ("not found (404); check tracker.url and tracker.project (the project's path, like group/project, "
+                    "or its numeric id) and that the token's user is a member of the project")
+        if code in (400, 409, 422):
+            return f"GitLab refused it ({code}): {exc.error_message}"
+        if code is None:
+            return f"{exc.error_message}".splitlines()[0] if exc.error_message else exc.__class__.__name__
+        return f"HTTP {code}; try again later"
+
+    # -- reading -----------------------------------------------------------------------
+
+    def _list(self, **filters: Any) -> list[dict[str, Any]]:
+        found = self.project.issues.list(order_by="updated_at", sort="asc", iterator=True, per_page=100, **filters)
+        return [i.asdict() for i in found]
+
+    def fetch(self, since: int | None, cached: Mapping[str, Cached]) -> Fetched:
+        rows: dict[int, dict[str, Any]] = {}
+        for row in self._call("listing open issues", lambda: self._list(state="opened")):
+            rows[int(row["iid"])] = row
+        if since is not None:
+            start = iso_utc(since - self.overlap)
+            for row in self._call("listing updated issues", lambda: self._list(updated_after=start)):
+                rows[int(row["iid"])] = row
+        out: list[Tracked] = []
+        refetched = 0
+        cursor: int | None = since
+        for row in sorted(rows.values(), key=lambda r: (instant(r["updated_at"]), int(r["iid"]))):
+            hit = cached.get(str(row["iid"]))
+            if hit is not None and hit.version == str(row["updated_at"]):
+                events = hit.issue.events
+            else:
+                events = self._events(row)
+                refetched += 1
+            out.append(self.mapper.tracked(row, events))
+            stamp = instant(row["updated_at"])
+            cursor = stamp if cursor is None else max(cursor, stamp)
+        return Fetched(out, cursor, refetched)
+
+    def refresh(self, keys: Iterable[str]) -> list[Tracked]:
+        out = []
+        for key in keys:
+            row = self._row(key)
+            out.append(self.mapper.tracked(row, self._events(row)))
+        return out
+
+    def _row(self, key: str) -> dict[str, Any]:
+        def get() -> dict[str, Any]:
+            return self.project.issues.get(int(key)).asdict()
+
+        return self._call("reading the issue", get, key)
+
+    def _events(self, row: Mapping[str, Any]) -> tuple[Event, ...]:
+        key = str(row["iid"])
+        issue = self.project.issues.get(int(row["iid"]), lazy=True)
+
+        def pages(manager: Any, **extra: Any) -> list[dict[str, Any]]:
+            return [e.asdict() for e in manager.list(iterator=True, per_page=100, **extra)]
+
+        labels = self._call("reading the label history", lambda: pages(issue.resourcelabelevents), key)
+        states = self._call("reading the state history", lambda: pages(issue.resourcestateevents), key)
+        notes = self._call("reading the notes", lambda: pages(issue.notes, sort="asc", order_by="created_at"), key)
+        events = self.mapper.changes(row, labels, states)
+        if any(not n.get("system") for n in notes):
+            events += self.mapper.comments(row, notes, self._self_id(), self._agent_names())
+        return tuple(sorted(events, key=lambda e: e.at))
+
+    # -- names -----------------------------------------------------------------------------
+
+    def _me(self) -> dict[str, Any]:
+        """The token's user (``GET /user``), remembered as ``self`` in the directory."""
+        self.gl.auth()
+        assert self.gl.user is not None
+        me = self.gl.user.asdict()
+        self.directory["self"] = str(me["id"])
+        return me
+
+    def _self_id(self) -> int:
+        if "self" not in self.directory:
+            self._call("reading the token's user", self._me)
+        return int(self.directory["self"])
+
+    def _find_user(self, login: str) -> int | None:
+        key = f"user:{login}"
+        if key not in self.directory:
+            found = self._call(
+                f"looking up the user {login}",
+                lambda: [u.asdict() for u in self.gl.users.list(username=login, iterator=True)],
+            )
+            exact = [u for u in found if str(u.get("username", "")).lower() == login.lower()]
+            if not exact:
+                return None
+            self.directory[key] = str(exact[0]["id"])
+        return int(self.directory[key])
+
+    def _user_id(self, login: str) -> int:
+        uid = self._find_user(login)
+        if uid is None:
+            raise TrackerError(
+                f"GitLab {self.url}: no user with the username {login!r} (GitLab assigns users only, not groups); "
+                "fix the policy or create the user"
+            )
+        return uid
+
+    def _group_members(self, name: str) -> set[str] | None:
+        """Usernames of a group's members, inherited ones included; ``None``: no such group."""
+        group = self.gl.groups.get(name, lazy=True)
+
+        def members() -> set[str] | None:
+            try:
+                return {str(m.asdict()["username"]) for m in group.members_all.list(iterator=True, per_page=100)}
+            except gex.GitlabError as exc:
+                if exc.response_code == 404:
+                    return None
+                raise
+
+        return self._call(f"reading the members of the group {name}", members)
+
+    def _agent_names(self) -> frozenset[str] | None:
+        """Usernames of the agents the policy names; ``None`` when it names none."""
+        users, groups = self.options.agents_users, self.options.agents_groups
+        if not users and not groups:
+            return None
+        if not self._agents_known:
+            names = set(users)
+            for group in groups:
+                found = self._group_members(group)
+                if found is None:
+                    raise TrackerError(
+                        f"GitLab {self.url}: no group {group!r} (tracker.agents.groups), or the token's user cannot "
+                        "see it: fix the policy; `sla-sync check --online POLICY` lists what is missing"
+                    )
+                names |= found
+            self._agents, self._agents_known = frozenset(names), True
+        return self._agents
+
+    # -- writing -------------------------------------------------------------------------
+
+    def apply(self, key: str, changes: Sequence[Change]) -> None:
+        iid = int(key)
+        body: dict[str, Any] = {}
+        add: list[str] = []
+        remove: list[str] = []
+        for change in changes:
+            if change.kind == "due_date":
+                body["due_date"] = change.value
+            elif change.kind == "add_labels":
+                add += [v for v in change.values if v not in add]
+            elif change.kind == "remove_labels":
+                remove += [v for v in change.values if v not in remove]
+            elif change.kind == "assign":
+                body["assignee_ids"] = [self._user_id(change.value)] if change.value else []
+            elif change.kind not in ("comment", "watchers"):
+                raise TrackerError(f"{self._where(key)}: sla-sync cannot write {change.kind!r} to GitLab")
+        self._post_notes(iid, key, changes, add)
+        if add:
+            body["add_labels"] = ",".join(add)
+        if remove:
+            body["remove_labels"] = ",".join(remove)
+        if body:
+            self._put(iid, key, body, add)
+
+    @staticmethod
+    def _notes(changes: Sequence[Change], add: Sequence[str], posted: set[str]) -> list[_Note]:
+        """The step comments as one note, the watchers as another (``cc @...``),
+        leaving out the steps whose marker is in ``posted``."""
+
+        def tag(step: int | None, suffix: str = "") -> tuple[str, ...]:
+            if step is None:
+                return ()
+            mark = next((lbl for lbl in add if lbl.endswith(f"escalated-{step}")), f"step-{step}")
+            return (mark + suffix,)
+
+        comments = [c for c in changes if c.kind == "comment" and c.value and not set(tag(c.step)) & posted]
+        watchers = [c for c in changes if c.kind == "watchers" and c.values and not set(tag(c.step, " cc")) & posted]
+        out = []
+        if comments:
+            out.append(_Note("\n\n".join(c.value or "" for c in comments), all(c.private for c in comments),
+                             tuple(t for c in comments for t in tag(c.step))))
+        if watchers:
+            names = dict.fromkeys(n for c in watchers for n in c.values)
+            out.append(_Note("cc " + " ".join(f"@{n}" for n in names), True,
+                             tuple(t for c in watchers for t in tag(c.step, " cc"))))
+        return out
+
+    def _posted(self, iid: int) -> set[str]:
+        """The step markers in the issue's notes (raises ``Retryable`` and client errors)."""
+        notes = [n.asdict() for n in self.project.issues.get(iid, lazy=True).notes.list(iterator=True, per_page=100)]
+        return {m for n in notes if not n.get("system") for m in TAG.findall(str(n.get("body") or ""))}
+
+    def _post_notes(self, iid: int, key: str, changes: Sequence[Change], add: Sequence[str]) -> None:
+        """Post the step notes that are not on the issue yet (one read of the notes first)."""
+        steps = [c for c in changes if c.kind in ("comment", "watchers")]
+        if not steps:
+            return
+        posted: set[str] = set()
+        if any(c.step is not None for c in steps):
+            posted = self._call("reading the notes before writing", lambda: self._posted(iid), key)
+        for note in self._notes(changes, add, posted):
+            self._create(iid, key, note)
+
+    def _create(self, iid: int, key: str, note: _Note) -> None:
+        """POST one note.  After a lost answer, each new attempt (after the back-off
+        wait) first reads the notes: a note that landed is not posted again."""
+        data: dict[str, Any] = {"body": note.body, "internal": note.private}
+        if note.private:
+            data["confidential"] = True  # the name before GitLab 15.3
+        manager = self.project.issues.get(iid, lazy=True).notes
+        tries = itertools.count(1)
+
+        def attempt() -> None:
+            if next(tries) > 1:
+                try:
+                    if set(note.tags) <= self._posted(iid):
+                        return
+                except Retryable:
+                    raise _Unknown("its answer was lost and the notes could not be read back") from None
+            try:
+                manager.create(data)
+            except Retryable as exc:
+                if not note.tags:  # no marker to look for: never risk a second copy
+                    raise _Unknown(f"{exc}; it may or may not have been written") from None
+                raise
+
+        def post() -> None:
+            self.session.retrying()(attempt)
+
+        try:
+            self._call("writing a note", post, key)
+        except _Unknown as exc:
+            raise TrackerError(f"{self._where(key)}: writing a note: {exc}; the next pass checks it and goes on") from None
+
+    def _put(self, iid: int, key: str, body: dict[str, Any], add: Sequence[str]) -> None:
+        result = self._call("writing the issue", lambda: self.project.issues.update(iid, body), key)
+        missing = [lbl for lbl in add if lbl not in (result.get("labels") or ())]
+        if missing:
+            raise TrackerError(
+                f"{self._where(key)}: GitLab did not add the labels {', '.join(missing)}: the token's user needs at "
+                "least the Reporter role to create labels; run `sla-sync check --online POLICY`"
+            )
+        wanted = set(body.get("assignee_ids") or ())
+        if wanted - {a.get("id") for a in result.get("assignees") or ()}:
+            raise TrackerError(
+                f"{self._where(key)}: GitLab did not assign the issue (GitLab assigns members of the project only); "
+                "run `sla-sync check --online POLICY`"
+            )
+
+    # -- online check -------------------------------------------------------------------
+
+    def _access(self) -> tuple[dict[str, Any] | None, int]:
+        """The project (``None`` when not found) and the token user's access level."""
+        try:
+            project = self.gl.projects.get(self.spec.project).asdict()
+        except gex.GitlabGetError as exc:
+            if exc.response_code == 404:
+                return None, 0
+            raise
+        perms = project.get("permissions") or {}
+        level = max(int((perms.get(k) or {}).get("access_level") or 0) for k in ("project_access", "group_access"))
+        return project, level
+
+    def check(self, spec_labels: Sequence[str], names: Sequence[str]) -> list[str]:
+        """Project, token role, labels, users and groups; see the module docstring."""
+        project, level = self._call("reading the project", self._access)
+        if project is None:
+            return [f"project {self.spec.project!r} not found at {self.url}, or the token's user cannot see it: "
+                    "fix tracker.project (path like group/project, or the numeric id) or add the user to the project"]
+        todo: list[str] = []
+        me = self._call("reading the token's user", self._me)
+        admin = bool(me.get("is_admin"))
+        if level < REPORTER and not admin:
+            todo.append("give the token's user at least the Reporter role in the project: sla-sync edits issues "
+                        "and writes internal notes")
+            have = {lbl.asdict()["name"] for lbl in self._call(
+                "listing labels", lambda: list(self.project.labels.list(iterator=True, per_page=100)))}
+            missing = [lbl for lbl in spec_labels if lbl not in have]
+            if missing:
+                todo.append(f"create the project labels {' '.join(missing)} (GitLab creates missing labels on "
+                            "first use only for a user with at least the Reporter role)")
+        for name in names:
+            todo += self._check_name(name)
+        return todo
+
+    def _check_name(self, name: str) -> list[str]:
+        if name in self.options.agents_groups:
+            if self._group_members(name) is None:
+                return [f"create the group {name!r} or fix tracker.agents.groups"]
+            return []
+        uid = self._find_user(name)
+        if uid is None:
+            return [f"create the user {name!r} (a username; GitLab assigns and mentions users, not groups), "
+                    "or remove it from the policy"]
+        if name in self.options.agents_users:
+            return []
+
+        def member() -> bool:
+            try:
+                self.project.members_all.get(uid)
+            except gex.GitlabGetError as exc:
+                if exc.response_code == 404:
+                    return False
+                raise
+            return True
+
+        if self._call(f"checking that {name} is a member", member):
+            return []
+        return [f"add the user {name!r} to the project {self.spec.project!r} (GitLab assigns members only)"]
+
+
+def create(spec: TrackerSpec, secret: str, options: AdapterOptions) -> GitLabTracker:
+    """Entry point ``sla_sync.adapters: gitlab``."""
+    if not spec.url.startswith(("http://", "https://")):
+        raise UserError(f"tracker.url {spec.url!r} must start with http:// or https://")
+    if spec.due_field:
+        raise UserError("tracker.due_field: GitLab has no custom fields in its REST API; remove it "
+                        "(sla-sync writes the issue's due date)")
+    return GitLabTracker(spec, secret, options)
