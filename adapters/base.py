@@ -21,10 +21,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 from sla_sync.errors import UserError
-from sla_sync.model import Change, Issue
+from sla_sync.model import Change, Event, Issue
 from sla_sync.plan import Observed
 from sla_sync.policy import TrackerSpec
 
@@ -63,6 +63,7 @@ class Fetched:
     issues: list[Tracked]
     cursor: int | None
     refetched: int = 0
+    problems: list[str] = field(default_factory=list)  # issues skipped: odd data from the tracker
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,62 @@ class Tracker(Protocol):
     def check(self, spec_labels: Sequence[str], names: Sequence[str]) -> list[str]:
         """Online check: what an admin must add or fix; empty when all is set."""
         ...
+
+
+Row = TypeVar("Row")
+
+
+def assemble(
+    rows: Iterable[Row],
+    since: int | None,
+    cached: Mapping[str, Cached],
+    *,
+    identify: Callable[[Row], tuple[str, str, int]],
+    history: Callable[[Row], tuple[Event, ...]],
+    track: Callable[[Row, tuple[Event, ...]], Tracked],
+    where: str,
+) -> Fetched:
+    """The shared part of every adapter's ``fetch``.
+
+    ``rows`` are the list rows (open issues and issues updated since the cursor,
+    possibly twice); ``identify`` gives a row's key, version and update instant.
+    Rows are de-duplicated by key and taken oldest update first; history comes from
+    ``cached`` when the version is unchanged, else from ``history`` (a request).  A
+    row the adapter cannot read (missing or odd fields) is skipped and reported in
+    ``problems``, never a crash; a request that fails is the adapter's error.
+    """
+    problems: list[str] = []
+    unique: dict[str, tuple[str, int, Row]] = {}
+    for row in rows:
+        try:
+            key, version, stamp = identify(row)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            problems.append(f"{where}: an issue with unreadable data was skipped ({_odd(exc)})")
+            continue
+        unique[key] = (version, stamp, row)
+    out: list[Tracked] = []
+    refetched = 0
+    cursor = since
+    for key, (version, stamp, row) in sorted(unique.items(), key=lambda kv: (kv[1][1], kv[0])):
+        hit = cached.get(key)
+        try:
+            if hit is not None and hit.version == version:
+                events = hit.issue.events
+            else:
+                events = history(row)
+                refetched += 1
+            out.append(track(row, events))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            problems.append(f"{where}, issue {key}: unreadable data, skipped ({_odd(exc)})")
+            continue
+        cursor = stamp if cursor is None else max(cursor, stamp)
+    return Fetched(out, cursor, refetched, problems)
+
+
+def _odd(exc: BaseException) -> str:
+    if isinstance(exc, KeyError):
+        return f"missing field {exc}"
+    return f"{exc.__class__.__name__}: {exc}"[:200]
 
 
 TrackerFactory = Callable[[TrackerSpec, str, AdapterOptions], Tracker]

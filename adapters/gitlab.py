@@ -104,7 +104,7 @@ from sla_sync.model import Change, Event, Issue
 from sla_sync.plan import Observed
 from sla_sync.policy import TrackerSpec, parse_duration
 
-from .base import AdapterOptions, Cached, Fetched, RequestCounter, Tracked
+from .base import AdapterOptions, Cached, Fetched, RequestCounter, Tracked, assemble
 
 T = TypeVar("T")
 
@@ -434,27 +434,15 @@ class GitLabTracker:
         return [i.asdict() for i in found]
 
     def fetch(self, since: int | None, cached: Mapping[str, Cached]) -> Fetched:
-        rows: dict[int, dict[str, Any]] = {}
-        for row in self._call("listing open issues", lambda: self._list(state="opened")):
-            rows[int(row["iid"])] = row
+        rows = self._call("listing open issues", lambda: self._list(state="opened"))
         if since is not None:
             start = iso_utc(since - self.overlap)
-            for row in self._call("listing updated issues", lambda: self._list(updated_after=start)):
-                rows[int(row["iid"])] = row
-        out: list[Tracked] = []
-        refetched = 0
-        cursor: int | None = since
-        for row in sorted(rows.values(), key=lambda r: (instant(r["updated_at"]), int(r["iid"]))):
-            hit = cached.get(str(row["iid"]))
-            if hit is not None and hit.version == str(row["updated_at"]):
-                events = hit.issue.events
-            else:
-                events = self._events(row)
-                refetched += 1
-            out.append(self.mapper.tracked(row, events))
-            stamp = instant(row["updated_at"])
-            cursor = stamp if cursor is None else max(cursor, stamp)
-        return Fetched(out, cursor, refetched)
+            rows += self._call("listing updated issues", lambda: self._list(updated_after=start))
+        return assemble(
+            rows, since, cached,
+            identify=lambda r: (str(r["iid"]), str(r["updated_at"]), instant(r["updated_at"])),
+            history=self._events, track=self.mapper.tracked, where=f"GitLab {self.url}",
+        )
 
     def refresh(self, keys: Iterable[str]) -> list[Tracked]:
         out = []

@@ -38,7 +38,7 @@ from sla_sync.model import Change, Event, Issue
 from sla_sync.plan import Observed
 from sla_sync.policy import TrackerSpec, parse_duration
 
-from .base import AdapterOptions, Cached, Fetched, RequestCounter, Tracked
+from .base import AdapterOptions, Cached, Fetched, RequestCounter, Tracked, assemble
 
 RETRY_STATUS = frozenset({429, 502, 503, 504})
 
@@ -177,30 +177,22 @@ class RedmineTracker:
         return [i.raw() for i in rs]
 
     def fetch(self, since: int | None, cached: Mapping[str, Cached]) -> Fetched:
-        rows: dict[int, dict[str, Any]] = {}
-        for row in self._call("listing open issues", lambda: self._list(status_id="open")):
-            rows[row["id"]] = row
+        rows = self._call("listing open issues", lambda: self._list(status_id="open"))
         if since is not None:
             start = iso_utc(since - self.overlap)
-            updated = self._call("listing updated issues", lambda: self._list(status_id="*", updated_on=f">={start}"))
-            for row in updated:
-                rows[row["id"]] = row
-        out: list[Tracked] = []
-        refetched = 0
-        cursor: int | None = since
-        for row in sorted(rows.values(), key=lambda r: (r["updated_on"], r["id"])):
-            key = str(row["id"])
-            hit = cached.get(key)
-            if hit is not None and hit.version == row["updated_on"]:
-                events = hit.issue.events
-            else:
-                events = self._events(row)
-                refetched += 1
-            out.append(self._tracked(row, events))
-            self._rows[key] = row
-            stamp = _instant(row["updated_on"])
-            cursor = stamp if cursor is None else max(cursor, stamp)
-        return Fetched(out, cursor, refetched)
+            rows += self._call("listing updated issues", lambda: self._list(status_id="*", updated_on=f">={start}"))
+        self._rows = {}
+
+        def track(row: dict[str, Any], events: tuple[Event, ...]) -> Tracked:
+            tracked = self._tracked(row, events)
+            self._rows[tracked.issue.key] = row
+            return tracked
+
+        return assemble(
+            rows, since, cached,
+            identify=lambda r: (str(r["id"]), str(r["updated_on"]), _instant(r["updated_on"])),
+            history=self._events, track=track, where=f"Redmine {self.url}",
+        )
 
     def fetch_all(self, since: int | None) -> Iterator[Tracked]:
         filters: dict[str, Any] = {"status_id": "*", "sort": "id"}

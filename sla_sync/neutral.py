@@ -18,6 +18,7 @@ from .calendar import iso_utc
 from .model import Event, Issue, IssueSla
 
 EVENT_KINDS = ("comment", "status", "label", "field")
+EARLIEST, LATEST = 0, 7_258_118_400  # 1970-01-01 and 2200-01-01, UTC
 
 
 def parse_instant(value: Any, key: str) -> int:
@@ -30,7 +31,10 @@ def parse_instant(value: Any, key: str) -> int:
         raise ValueError(f"{key}: {value!r} is not an ISO 8601 timestamp (e.g. 2026-11-02T10:00:00Z)") from None
     if moment.tzinfo is None:
         raise ValueError(f"{key}: {value!r} has no timezone: add Z or an offset like +01:00")
-    return int(moment.timestamp() // 1)
+    instant = int(moment.timestamp() // 1)
+    if not EARLIEST <= instant < LATEST:
+        raise ValueError(f"{key}: {value!r} is out of range: sla-sync handles instants from 1970 to 2199")
+    return instant
 
 
 def _kind(value: Any) -> str:
@@ -86,7 +90,7 @@ def _fast_event(raw: Any) -> Event | None:
     anything unusual through the checked path (which explains what is wrong)."""
     try:
         at = datetime.fromisoformat(raw["at"])
-        if at.tzinfo is None:
+        if at.tzinfo is None or not EARLIEST <= at.timestamp() < LATEST:
             return None
         kind = raw["kind"]
         by = raw.get("by")

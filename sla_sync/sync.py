@@ -123,6 +123,7 @@ def run_pass(
         cached, written = _cache_view(store, policy.name)
         fetched = tracker.fetch(store.cursor(policy.name), cached)
         result.fetched, result.refetched = len(fetched.issues), fetched.refetched
+        result.errors += fetched.problems
         result.outcomes = plan_all(fetched.issues, written, policy, now)
         return result
     with store.lock(policy.name):
@@ -157,6 +158,7 @@ def _apply_pass(
     cached, written = _cache_view(store, policy.name)
     fetched = tracker.fetch(cursor, cached)
     result.fetched, result.refetched = len(fetched.issues), fetched.refetched
+    result.errors += fetched.problems
     by_key = {t.issue.key: t for t in fetched.issues}
     store.remember(
         policy.name,
@@ -190,8 +192,9 @@ def _apply_pass(
         if progress:
             progress(done, total)
     latest = _refresh(tracker, store, policy, applied, result) if applied else None
-    new_cursor = _next_cursor(cursor, fetched.cursor, failed)
-    if latest is not None and not failed and new_cursor is not None and clock() - started < _overlap(policy):
+    # An issue skipped for odd data has no trustworthy update time: the cursor stays.
+    new_cursor = cursor if fetched.problems else _next_cursor(cursor, fetched.cursor, failed)
+    if latest is not None and not failed and not fetched.problems and new_cursor is not None and clock() - started < _overlap(policy):
         # Our own writes moved these issues' update time; they are processed and
         # re-read, so the next pass need not list them again.  Safe only while the
         # pass was shorter than the overlap window, which still covers anything a
