@@ -104,7 +104,10 @@ class RetryingEngine(SyncEngine):  # type: ignore[misc]
             raise Retryable(f"{exc.__class__.__name__} talking to {url.split('?')[0]}") from None
         if response.status_code in RETRY_STATUS or (response.status_code == 500 and method == "get"):
             raise Retryable(f"HTTP {response.status_code} from {url.split('?')[0]}", _retry_after(response))
-        return self.process_response(response)
+        try:
+            return self.process_response(response)
+        except rex.JSONDecodeError:  # a garbled answer: worth another try (writes are checked)
+            raise Retryable(f"a malformed answer from {url.split('?')[0]}") from None
 
     def request(self, method: str, url: str, headers: Any = None, params: Any = None, data: Any = None) -> Any:
         if method.lower() != "get":

@@ -101,3 +101,39 @@ def gitlab(gitlab_harness_session: Any) -> Any:
     """The GitLab fake's harness, emptied."""
     gitlab_harness_session.reset()
     return gitlab_harness_session
+
+
+@pytest.fixture(scope="session")
+def jira_harness_session() -> Iterator[Any]:
+    from tests.contract.jira_harness import JiraHarness
+
+    harness = JiraHarness(cloud=True)
+    try:
+        yield harness
+    finally:
+        harness.close()
+
+
+@pytest.fixture
+def jira(jira_harness_session: Any) -> Any:
+    """The Jira Cloud fake's harness, emptied."""
+    jira_harness_session.reset()
+    return jira_harness_session
+
+
+@pytest.fixture(scope="session")
+def jira_dc_harness_session() -> Iterator[Any]:
+    from tests.contract.jira_harness import JiraHarness
+
+    harness = JiraHarness(cloud=False)
+    try:
+        yield harness
+    finally:
+        harness.close()
+
+
+@pytest.fixture
+def jira_dc(jira_dc_harness_session: Any) -> Any:
+    """The Jira Data Center fake's harness, emptied."""
+    jira_dc_harness_session.reset()
+    return jira_dc_harness_session

@@ -47,7 +47,7 @@ escalate:
 """
 BREACH_NOTE = "SLA breached: escalated to the manager."
 
-KINDS = ["redmine", "gitlab"]
+KINDS = ["redmine", "gitlab", "jira", "jira_dc"]
 
 
 def at(text: str) -> datetime:

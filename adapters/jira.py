@@ -1,0 +1,737 @@
+"""Jira Cloud and Jira Data Center, through the ``jira`` client library (3.10).
+
+Connecting: Cloud authenticates with ``basic_auth=(e-mail, API token)`` (the e-mail
+from the variable named by ``tracker.user_env``), Data Center with
+``token_auth=personal access token`` when there is no ``user_env``.  ``JIRA()``
+reads ``serverInfo`` when it is built; ``deploymentType: Cloud`` selects Cloud's
+token-paged search (``enhanced_search_issues``, ``nextPageToken``), anything else
+Data Center's ``search_issues`` (``startAt``/``total``); both use REST v2 (v3
+would turn comment bodies into ADF documents), and before its first search the
+client reads the field list once to translate field names.  The client is built
+on first use, inside the same retries and error translation as every other call,
+so a steady pass costs serverInfo, field, myself and the search pages.
+
+Reading: one JQL search, ``project = X AND (statusCategory != Done OR updated >=
+"yyyy-MM-dd HH:mm") ORDER BY updated ASC, key ASC`` with ``expand=changelog,names``,
+100 issues a page, de-duplicated by key (an issue updated while the pages are read
+shows up twice).  JQL dates have minute precision and are read in the *API user's*
+timezone, so the cursor (minus ``tracker.overlap``) is written as a wall-clock time
+in the ``timeZone`` that ``/myself`` reports, rounded down, and moved one hour
+earlier inside a DST fold; if Jira reports no usable zone the window is widened by
+14 hours instead.  The changelog embedded in search results is capped (40 on
+Cloud): only where ``changelog.total`` exceeds what came is the whole history read
+(Cloud: ``/issue/KEY/changelog``, paged; Data Center: the issue with
+``expand=changelog``), and only for issues whose ``updated`` differs from the state
+store's copy.  Comments come from ``fields.comment`` (read in full only when
+truncated); ``jsdPublic: false`` (or a ``visibility`` restriction) makes one
+internal.  A comment is by an agent when its author is in ``tracker.agents``
+(users, or members of groups read from ``/group/member``) or, without that
+setting, anyone but the reporter; sla-sync's own comments never count.
+
+Users: the policy names a Data Center user by username; a Cloud user by e-mail
+address (recommended), accountId, or a display name that exactly one user has.
+``/user/search`` does prefix matching ("Bob" finds "Bobby"), so a name resolves
+only by an exact match, and several exact display-name matches are an error
+asking for the e-mail or accountId; the client's own ``assign_issue`` and
+``add_watcher`` take the first fuzzy match and are not used.  Resolved names are
+kept in ``directory`` ("user:NAME" → accountId or username), which also turns the
+assignee back into the policy's name; an assignee the policy does not name is
+shown by accountId (Cloud) or username (Data Center).
+
+Writing, one issue at a time: watchers (POST, idempotent), then the step's
+comment, then one ``PUT /issue/KEY`` with ``duedate``, ``assignee`` (accountId or
+name), the due instant in the datetime custom field ``tracker.due_field``, and
+``update.labels`` add/remove operations (idempotent, so retried freely).  The
+comment and the step's marker label are two requests in Jira, so the comment goes
+first and carries a hidden comment property (``sla-sync.step``: ``{"step": N}``)
+next to JSM's ``sd.public.comment`` (``{"internal": true}`` for private notes).
+Before posting it, and again before every retry, the issue's comments are read
+with ``expand=properties``: if one carries the step's property, the comment is not
+posted again.  So a retry after a lost answer, or a pass after a crash between the
+comment and the label, finishes the step without a second comment, and the label
+(written last) means the whole step landed.
+
+Retries: the client's own (``ResilientSession``, 3 by default) retry 429, 503 with
+a ``Retry-After``, and connection errors, POSTs included, sleeping for real with
+``time.sleep``:
+twice the ``Retry-After`` (at least 2 s), or ``10 * 2**n`` s without one, capped
+at 60 s and multiplied by a random 0.5-1.0.  They cannot be injected, so they are
+switched off (``max_retries=0``).  Here instead: tenacity, ``tracker.max_attempts``
+attempts, ``Retry-After`` as given or exponential back-off from 0.5 s (capped by
+``options.max_wait``), waits through the injectable ``options.sleep``; 429, 500,
+502-504, timeouts and connection errors are retried, for GETs and for writes that
+are idempotent or checked as above.  ``tracker.timeout`` goes to every request.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import requests
+import tenacity
+from jira import JIRA, JIRAError
+
+from sla_sync.errors import AuthError, TrackerError, UserError
+from sla_sync.model import Change, Event, Issue
+from sla_sync.plan import Observed
+from sla_sync.policy import TrackerSpec, parse_duration
+
+from .base import AdapterOptions, Cached, Fetched, RequestCounter, Tracked, assemble
+
+T = TypeVar("T")
+RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+MISSING_STATUS = frozenset({400, 404})
+PAGE = 100
+FIELDS = "*all"
+EXPAND = "changelog,names"
+SD_PUBLIC = "sd.public.comment"
+STEP_PROPERTY = "sla-sync.step"
+WIDEST_OFFSET = 14 * 3600  # no zone is further than this from UTC
+
+
+class Retryable(Exception):
+    """An answer worth another attempt (429, 5xx, a timeout, a reset)."""
+
+    def __init__(self, what: str, retry_after: float | None = None) -> None:
+        super().__init__(what)
+        self.retry_after = retry_after
+
+
+def _retry_after(response: requests.Response | None) -> float | None:
+    value = response.headers.get("Retry-After") if response is not None else None
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+# -- values --------------------------------------------------------------------
+
+
+def _instant(text: str) -> int:
+    """Jira's ``2026-11-02T05:05:00.000-0500`` → epoch seconds."""
+    return int(datetime.fromisoformat(text).timestamp())
+
+
+def _version(text: str) -> str:
+    """``updated`` as a UTC instant with milliseconds: the same whatever the API
+    user's timezone, which Jira renders timestamps in."""
+    return datetime.fromisoformat(text).astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def jira_datetime(value: str) -> str:
+    """The plan's ``2026-11-05T14:30:00Z`` → what a datetime custom field takes."""
+    return datetime.fromisoformat(value).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+
+
+def neutral_instant(value: Any) -> str | None:
+    """A datetime custom field's value → the plan's ``YYYY-MM-DDTHH:MM:SSZ``."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return value
+
+
+def jql_time(instant: int, tz: ZoneInfo | None) -> str:
+    """An instant as a JQL date that Jira, reading it in ``tz`` at minute
+    precision, takes for that instant or earlier (never later)."""
+    if tz is None:
+        return datetime.fromtimestamp(instant - WIDEST_OFFSET, UTC).strftime("%Y-%m-%d %H:%M")
+    local = datetime.fromtimestamp(instant, tz)
+    other = local.replace(fold=1 - local.fold)
+    a, b = local.utcoffset(), other.utcoffset()
+    if a is not None and b is not None and a != b:  # a wall time that happens twice
+        local = datetime.fromtimestamp(instant - abs(int((a - b).total_seconds())), tz)
+    return local.strftime("%Y-%m-%d %H:%M")
+
+
+def jql_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _plain(value: Any) -> Any:
+    """A custom field's JSON value → the plain value a policy condition compares."""
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        for key in ("value", "rating", "name", "displayName", "key"):
+            if key in value:
+                return value[key]
+    return value
+
+
+def _user_id(user: Any) -> str | None:
+    """A user object's id: accountId on Cloud, name (username) on Data Center."""
+    if not isinstance(user, dict):
+        return None
+    found = user.get("accountId") or user.get("name")
+    return str(found) if found else None
+
+
+def _item_event(at: int, item: dict[str, Any], author: str | None) -> Event | None:
+    """One changelog item → a neutral event (status, priority, labels), else ``None``."""
+    name = item.get("fieldId") or item.get("field")
+    old, new = item.get("fromString"), item.get("toString")
+    if name == "status":
+        return Event(at, "status", from_=old, to=new, author=author)
+    if name == "priority":
+        return Event(at, "field", field="priority", from_=old, to=new, author=author)
+    if name == "labels":
+        before, after = set((old or "").split()), set((new or "").split())
+        return Event(at, "label", added=tuple(sorted(after - before)), removed=tuple(sorted(before - after)), author=author)
+    return None
+
+
+def _public(comment: dict[str, Any]) -> bool:
+    if "jsdPublic" in comment:
+        return bool(comment["jsdPublic"])
+    return not comment.get("visibility")
+
+
+@dataclass
+class _Writes:
+    """What ``apply`` sends for one issue, gathered from its changes."""
+
+    fields: dict[str, Any] = field(default_factory=dict)
+    labels: list[dict[str, str]] = field(default_factory=list)
+    watchers: list[str] = field(default_factory=list)
+    comments: list[Change] = field(default_factory=list)
+
+
+class JiraTracker:
+    """The ``Tracker`` for Jira Cloud and Jira Data Center (8.x, 9.x, 10.x)."""
+
+    kind = "jira"
+
+    def __init__(self, spec: TrackerSpec, secret: str, options: AdapterOptions, user: str | None) -> None:
+        self.url = spec.url.rstrip("/")
+        self.spec = spec
+        self.options = options
+        self.counter = RequestCounter()
+        self.overlap = parse_duration(spec.overlap)
+        self.directory: dict[str, str] = {}  # "user:NAME" -> accountId/username, "self" -> the API user
+        self._secret = secret
+        self._email = user
+        self._client: JIRA | None = None
+        self._me: dict[str, Any] | None = None
+        self._agents: frozenset[str] | None = None
+        self._names: dict[str, str] = {}  # field id -> field name, from expand=names
+
+    # -- the client, retries and errors -------------------------------------------------
+
+    def _new_client(self) -> JIRA:
+        auth: dict[str, Any] = {"basic_auth": (self._email, self._secret)} if self._email else {"token_auth": self._secret}
+        client = JIRA(server=self.url, timeout=self.spec.timeout, max_retries=0, logging=False, **auth)
+        self.counter.add("GET")  # serverInfo, read while it was built
+        client._session.hooks["response"].append(lambda r, *args, **kwargs: self.counter.add(r.request.method or "GET"))
+        return client
+
+    def _connect(self) -> JIRA:
+        if self._client is None:
+            self._client = self._run("connecting (serverInfo)", self._new_client, None)
+        return self._client
+
+    @property
+    def cloud(self) -> bool:
+        return self._connect().deploymentType == "Cloud"
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, Retryable) and exc.retry_after is not None:
+            return min(exc.retry_after, self.options.max_wait)
+        return float(min(self.options.max_wait, 0.5 * 2 ** (state.attempt_number - 1)))
+
+    def _once(self, fn: Callable[[], T]) -> T:
+        """One attempt; ``Retryable`` for what may pass on a second try."""
+        try:
+            return fn()
+        except JIRAError as exc:
+            if exc.status_code in RETRY_STATUS:
+                raise Retryable(f"HTTP {exc.status_code}", _retry_after(exc.response)) from None
+            raise
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise Retryable(exc.__class__.__name__) from None
+
+    def _run(self, what: str, fn: Callable[[], T], key: str | None, *, retry: bool = True) -> T:
+        """Run ``fn`` with bounded retries, turning errors into ours (never with the secret)."""
+        try:
+            if not retry:
+                return self._once(fn)
+            retrying = tenacity.Retrying(
+                retry=tenacity.retry_if_exception_type(Retryable),
+                stop=tenacity.stop_after_attempt(self.spec.max_attempts),
+                wait=self._wait,
+                sleep=time.sleep if self.options.sleep is None else self.options.sleep,  # an empty recorder is falsy
+                reraise=True,
+            )
+            result: T = retrying(self._once, fn)
+            return result
+        except (Retryable, JIRAError, json.JSONDecodeError, requests.RequestException) as exc:
+            raise self._error(exc, what, key, retry) from None
+
+    def _error(self, exc: Exception, what: str, key: str | None, retried: bool) -> TrackerError:
+        where = f"Jira {self.url}" + (f", issue {key}" if key else "")
+        code = exc.status_code if isinstance(exc, JIRAError) else None
+        detail = f": {' '.join(str(exc.text).split())[:300]}" if isinstance(exc, JIRAError) and exc.text else ""
+        if code == 401:
+            return AuthError(f"authentication failed for {self.url}: check {self._credentials()}")
+        if isinstance(exc, Retryable):
+            tries = f"gave up after {self.spec.max_attempts} attempts" if retried else "not retried: it may have landed"
+            message = f"{where}: {what}: {exc} ({tries}); try again later"
+        elif isinstance(exc, json.JSONDecodeError):
+            message = f"{where}: {what}: the answer was not JSON; check that tracker.url is the Jira base URL"
+        elif code is None:
+            message = f"{where}: {what}: {exc.__class__.__name__}; check tracker.url and the network"
+        else:
+            message = {
+                403: f"{where}: {what}: forbidden (403){detail}; give the API user the project permissions "
+                     "Browse projects, Edit issues, Add comments and Manage watchers",
+                404: f"{where}: {what}: not found (404){detail}; check tracker.url (the Jira base URL) and tracker.project",
+                400: f"{where}: {what}: Jira refused it (400){detail}; run `sla-sync check --online POLICY` for what to fix",
+            }.get(code, f"{where}: {what}: HTTP {code}{detail}; try again later")
+        return TrackerError(message.replace(self._secret, "***") if len(self._secret) >= 4 else message)
+
+    def _credentials(self) -> str:
+        key = f"${self.spec.api_key_env}" if self.spec.api_key_env else f"the file {self.spec.api_key_file}"
+        if self._email:
+            return f"the account e-mail in ${self.spec.user_env} and the API token in {key}"
+        return f"the personal access token in {key} (Jira Cloud also needs tracker.user_env)"
+
+    def _call(self, what: str, fn: Callable[[JIRA], T], key: str | None = None, *, retry: bool = True) -> T:
+        client = self._connect()
+        return self._run(what, lambda: fn(client), key, retry=retry)
+
+    def _maybe(self, what: str, fn: Callable[[JIRA], T], key: str | None = None) -> T | None:
+        """Like ``_call``, but ``None`` when Jira answers 404 or 400 (no such thing)."""
+
+        def attempt(client: JIRA) -> T | None:
+            try:
+                return fn(client)
+            except JIRAError as exc:
+                if exc.status_code in MISSING_STATUS:
+                    return None
+                raise
+
+        return self._call(what, attempt, key)
+
+    # -- reading -----------------------------------------------------------------------
+
+    def _myself(self) -> dict[str, Any]:
+        if self._me is None:
+            me: dict[str, Any] = self._call("reading the API user (/myself)", lambda c: c.myself())
+            self._me = me
+            self.directory["self"] = _user_id(me) or ""
+        return self._me
+
+    def _timezone(self) -> ZoneInfo | None:
+        name = self._myself().get("timeZone")
+        try:
+            return ZoneInfo(name) if isinstance(name, str) and name else None
+        except (ZoneInfoNotFoundError, ValueError):
+            return None
+
+    def jql(self, since: int | None) -> str:
+        """The search: open issues, plus those updated since the cursor."""
+        where = "statusCategory != Done"
+        if since is not None:
+            where = f'({where} OR updated >= "{jql_time(since - self.overlap, self._timezone())}")'
+        return f"project = {jql_string(self.spec.project)} AND {where} ORDER BY updated ASC, key ASC"
+
+    def _pages(self, jql: str) -> Iterator[list[dict[str, Any]]]:
+        """The search's issues, a page at a time (Cloud: by token; Data Center: by offset)."""
+        if self.cloud:
+            token: str | None = None
+            seen: set[str] = set()
+            while True:
+                page = self._call("searching issues", partial(_cloud_page, jql, token))
+                self._names.update(page.get("names") or {})
+                yield page.get("issues") or []
+                token = page.get("nextPageToken")
+                if not token or page.get("isLast") or token in seen:
+                    return
+                seen.add(token)
+        start = 0
+        while True:
+            page = self._call("searching issues", partial(_dc_page, jql, start))
+            self._names.update(page.get("names") or {})
+            issues = page.get("issues") or []
+            yield issues
+            start += len(issues)
+            if not issues or start >= int(page.get("total") or 0):
+                return
+
+    def fetch(self, since: int | None, cached: Mapping[str, Cached]) -> Fetched:
+        rows = [row for page in self._pages(self.jql(since)) for row in page]
+        return assemble(  # de-duplicates: an issue updated while the pages are read comes twice
+            rows, since, cached,
+            identify=lambda r: (str(r["key"]), _version(r["fields"]["updated"]), _instant(r["fields"]["updated"])),
+            history=self._events, track=self._tracked, where=f"Jira {self.url}",
+        )
+
+    def fetch_all(self, since: int | None) -> Iterator[Tracked]:
+        """Every issue created at or after ``since``, open or not, with its history,
+        a search page at a time (the JQL date is rounded down: earlier ones are dropped)."""
+        where = f' AND created >= "{jql_time(since, self._timezone())}"' if since is not None else ""
+        jql = f"project = {jql_string(self.spec.project)}{where} ORDER BY created ASC, key ASC"
+        for page in self._pages(jql):
+            for row in page:
+                if since is None or _instant(row["fields"]["created"]) >= since:
+                    yield self._tracked(row, self._events(row))
+
+    def refresh(self, keys: Iterable[str]) -> list[Tracked]:
+        out = []
+        for key in keys:
+            row = self._call("reading the issue", partial(_issue_raw, key, FIELDS, EXPAND), key)
+            self._names.update(row.get("names") or {})
+            out.append(self._tracked(row, self._events(row)))
+        return out
+
+    def _events(self, row: dict[str, Any]) -> tuple[Event, ...]:
+        """The issue's history as neutral events (fetching what search left out)."""
+        fields = row.get("fields") or {}
+        reporter = _user_id(fields.get("reporter"))
+        me = self.directory.get("self") or _user_id(self._myself())
+        events: list[Event] = []
+        for history in self._histories(row):
+            at = _instant(history["created"])
+            author = _user_id(history.get("author"))
+            events += [e for item in history.get("items") or [] if (e := _item_event(at, item, author)) is not None]
+        agents = self._agent_ids()
+        for comment in self._comments(row):
+            author = _user_id(comment.get("author"))
+            by_agent = author is not None and author != me and (author in agents if agents is not None else author != reporter)
+            events.append(Event(_instant(comment["created"]), "comment", public=_public(comment), by_agent=by_agent, author=author))
+        events.sort(key=lambda e: e.at)
+        return tuple(events)
+
+    def _histories(self, row: dict[str, Any]) -> list[dict[str, Any]]:
+        log = row.get("changelog") or {}
+        histories: list[dict[str, Any]] = list(log.get("histories") or [])
+        if int(log.get("total") or 0) <= len(histories):
+            return histories
+        key = row["key"]
+        if not self.cloud:  # Data Center has no changelog endpoint: the issue carries all of it
+            full = self._call("reading the changelog", partial(_issue_raw, key, "updated", "changelog"), key)
+            return list((full.get("changelog") or {}).get("histories") or [])
+        values: list[dict[str, Any]] = []
+        while True:
+            page = self._call("reading the changelog", partial(_get_json, f"issue/{key}/changelog",
+                                                                {"startAt": len(values), "maxResults": PAGE}), key)
+            got = page.get("values") or []
+            values += got
+            if not got or page.get("isLast", True) or len(values) >= int(page.get("total") or 0):
+                return values
+
+    def _comments(self, row: dict[str, Any]) -> list[dict[str, Any]]:
+        page = (row.get("fields") or {}).get("comment") or {}
+        comments: list[dict[str, Any]] = list(page.get("comments") or [])
+        if int(page.get("total") or 0) <= len(comments):
+            return comments
+        return self._all_comments(row["key"], properties=False)
+
+    def _all_comments(self, key: str, *, properties: bool, client: JIRA | None = None) -> list[dict[str, Any]]:
+        """Every comment of an issue, oldest first (with their properties if asked)."""
+        out: list[dict[str, Any]] = []
+        expand = "properties" if properties else None
+        while True:
+            read = partial(_comments_page, key, expand, len(out))
+            page = read(client) if client is not None else self._call("reading comments", read, key)
+            out += page
+            if len(page) < PAGE:
+                return out
+
+    def _tracked(self, row: dict[str, Any], events: tuple[Event, ...]) -> Tracked:
+        f = row.get("fields") or {}
+        custom: dict[str, Any] = {}
+        for fid, value in f.items():
+            plain = _plain(value) if fid.startswith("customfield_") else None
+            if plain is None:
+                continue
+            custom[fid] = plain
+            name = self._names.get(fid)
+            if name:
+                custom.setdefault(name, plain)
+                custom.setdefault(name.lower(), plain)
+        assignee = self._name_of(_user_id(f.get("assignee")))
+        versions = f.get("fixVersions") or []
+        status = f.get("status") or {}
+        issue = Issue(
+            key=row["key"],
+            title=f.get("summary") or "",
+            created_at=_instant(f["created"]),
+            updated_at=_instant(f["updated"]),
+            status=status.get("name", ""),
+            priority=(f.get("priority") or {}).get("name"),
+            type=(f.get("issuetype") or {}).get("name"),
+            project=(f.get("project") or {}).get("key"),
+            labels=tuple(f.get("labels") or ()),
+            assignee=assignee,
+            milestone=versions[0].get("name") if versions else None,
+            due_date=f.get("duedate"),
+            fields=custom,
+            events=events,
+        )
+        due_id = self._due_field_id()
+        observed = Observed(f.get("duedate"), frozenset(issue.labels), assignee,
+                            neutral_instant(f.get(due_id)) if due_id else None)
+        done = (status.get("statusCategory") or {}).get("key") == "done"
+        return Tracked(issue, observed, _version(f["updated"]), open=not done)
+
+    # -- users, groups and fields --------------------------------------------------------
+
+    def _name_of(self, user_id: str | None) -> str | None:
+        """A user id → the name the policy uses for it, else the id itself."""
+        if user_id is None:
+            return None
+        for key, value in self.directory.items():
+            if key.startswith("user:") and value == user_id:
+                return key[5:]
+        return user_id
+
+    def _find_user(self, name: str) -> str | None:
+        """A policy's name for a user → its id, by exact match only (see the module docstring)."""
+        if not self.cloud:  # usernames are exact, though Jira compares them ignoring case
+            raw = self._maybe(f"looking up user {name!r}", lambda c: c.user(name).raw)
+            return _user_id(raw) if raw and str(raw.get("name", "")).lower() == name.lower() else None
+        users: list[dict[str, Any]] = self._call(
+            f"looking up user {name!r}", lambda c: [u.raw for u in c.search_users(query=name, maxResults=PAGE)])
+        for matches in (
+            [u for u in users if u.get("accountId") == name],
+            [u for u in users if str(u.get("emailAddress") or "").lower() == name.lower()],
+            [u for u in users if u.get("displayName") == name],
+        ):
+            if len(matches) == 1:
+                return _user_id(matches[0])
+            if len(matches) > 1:
+                raise TrackerError(f"Jira {self.url}: {len(matches)} users are called {name!r}: "
+                                   "name the user by e-mail address or accountId in the policy")
+        if "@" not in name and " " not in name:  # an accountId the search does not list
+            raw = self._maybe(f"looking up user {name!r}", lambda c: c.user(name).raw)
+            if raw and raw.get("accountId") == name:
+                return name
+        return None
+
+    def _user(self, name: str) -> str | None:
+        key = f"user:{name}"
+        if key not in self.directory:
+            found = self._find_user(name)
+            if found is None:
+                return None
+            self.directory[key] = found
+        return self.directory[key]
+
+    def _require_user(self, name: str) -> str:
+        found = self._user(name)
+        if found is None:
+            raise TrackerError(f"Jira {self.url}: no user {name!r} (Cloud: by e-mail, accountId or display name; "
+                               "Data Center: by username); fix the policy or create the user")
+        return found
+
+    def _group_members(self, name: str) -> set[str] | None:
+        """Ids of a group's members; ``None`` if there is no such group."""
+        members: set[str] = set()
+        start = 0
+        while True:
+            page = self._maybe(f"reading group {name!r}", partial(
+                _get_json, "group/member", {"groupname": name, "startAt": start, "maxResults": 50}))
+            if page is None:
+                return None
+            values = page.get("values") or []
+            members |= {uid for u in values if (uid := _user_id(u))}
+            start += len(values)
+            if not values or page.get("isLast", True):
+                return members
+
+    def _agent_ids(self) -> frozenset[str] | None:
+        """Ids of the agents the policy names; ``None`` when it names none."""
+        users, groups = self.options.agents_users, self.options.agents_groups
+        if not users and not groups:
+            return None
+        if self._agents is None:
+            ids = {uid for name in users if (uid := self._user(name))}
+            for name in groups:
+                ids |= self._group_members(name) or set()
+            self._agents = frozenset(ids)
+        return self._agents
+
+    def _due_field_id(self) -> str | None:
+        """``tracker.due_field`` as a field id (it may name the field instead)."""
+        wanted = self.spec.due_field
+        if not wanted or wanted.startswith("customfield_"):
+            return wanted
+        found = [fid for fid, name in self._names.items() if name == wanted]
+        if not found:
+            found = [str(f["id"]) for f in self._call("listing fields", lambda c: c.fields()) if f.get("name") == wanted]
+            self._names.update({fid: wanted for fid in found})
+        return found[0] if len(found) == 1 else None
+
+    # -- writing ------------------------------------------------------------------------
+
+    def _gather(self, key: str, changes: Sequence[Change]) -> _Writes:
+        """Resolve every name first, so that nothing is written for a bad one."""
+        w = _Writes()
+        cloud = self.cloud
+        for change in changes:
+            if change.kind == "due_date":
+                w.fields["duedate"] = change.value
+            elif change.kind == "due_instant":
+                fid = self._due_field_id()
+                if fid is None:
+                    raise TrackerError(f"Jira {self.url}, issue {key}: no single field {self.spec.due_field!r} for the due "
+                                       "instant; run `sla-sync check --online POLICY` for what to add")
+                w.fields[fid] = jira_datetime(change.value) if change.value else None
+            elif change.kind in ("add_labels", "remove_labels"):
+                verb = "add" if change.kind == "add_labels" else "remove"
+                w.labels += [{verb: label} for label in change.values]
+            elif change.kind == "assign" and change.value:
+                uid = self._require_user(change.value)
+                w.fields["assignee"] = {"accountId": uid} if cloud else {"name": uid}
+            elif change.kind == "watchers":
+                w.watchers += [self._require_user(name) for name in change.values]
+            elif change.kind == "comment" and change.value:
+                w.comments.append(change)
+        return w
+
+    def apply(self, key: str, changes: Sequence[Change]) -> None:
+        w = self._gather(key, changes)
+        for uid in w.watchers:
+            self._call("adding a watcher", partial(_post, path=f"issue/{key}/watchers", payload=uid), key)
+        for change in w.comments:
+            self._comment_once(key, change)
+        body: dict[str, Any] = {}
+        if w.fields:
+            body["fields"] = w.fields
+        if w.labels:
+            body["update"] = {"labels": w.labels}
+        if body:
+            self._call("writing the issue", partial(_put, path=f"issue/{key}", payload=body), key)
+
+    def _comment_once(self, key: str, change: Change) -> None:
+        """Post a step's comment unless a comment of that step is already there."""
+        properties: list[dict[str, Any]] = [{"key": SD_PUBLIC, "value": {"internal": change.private}}]
+        payload = {"body": change.value, "properties": properties}
+        if change.step is None:  # nothing to recognise it by: one attempt only
+            self._call("adding a comment", partial(_post, path=f"issue/{key}/comment", payload=payload), key, retry=False)
+            return
+        properties.append({"key": STEP_PROPERTY, "value": {"step": change.step}})
+
+        def attempt(client: JIRA) -> None:
+            if not self._has_step_comment(client, key, change.step):
+                _post(client, f"issue/{key}/comment", payload)
+
+        self._call(f"adding the comment of escalation step {change.step}", attempt, key)
+
+    def _has_step_comment(self, client: JIRA, key: str, step: int | None) -> bool:
+        for comment in self._all_comments(key, properties=True, client=client):
+            for prop in comment.get("properties") or []:
+                if prop.get("key") == STEP_PROPERTY and (prop.get("value") or {}).get("step") == step:
+                    return True
+        return False
+
+    # -- online check ----------------------------------------------------------------------
+
+    def check(self, spec_labels: Sequence[str], names: Sequence[str]) -> list[str]:
+        """Project, the due-instant field and the users and groups the policy names.
+        (Jira labels need no set-up.)"""
+        todo: list[str] = []
+        project = self._maybe("reading the project", lambda c: c.project(self.spec.project).raw)
+        if project is None:
+            todo.append(f"the project {self.spec.project!r} does not exist or the API user cannot browse it: "
+                        "fix tracker.project or grant the user 'Browse projects'")
+        if self.spec.due_field:
+            todo += self._check_due_field(self.spec.due_field)
+        for name in names:
+            todo += self._check_name(name)
+        return todo
+
+    def _check_due_field(self, wanted: str) -> list[str]:
+        fields: list[dict[str, Any]] = self._call("listing fields", lambda c: c.fields())
+        found = [f for f in fields if wanted in (f.get("id"), f.get("name"))]
+        if not found:
+            return [f"create a custom field of type Date Time Picker for the exact due instant and add it to the "
+                    f"edit screen of project {self.spec.project!r}, then set tracker.due_field to its id "
+                    f"(it is {wanted!r} now, which does not exist)"]
+        if len(found) > 1:
+            return [f"several fields are called {wanted!r}: set tracker.due_field to the id (customfield_NNNNN) of the "
+                    "Date Time Picker one"]
+        kind = (found[0].get("schema") or {}).get("type")
+        if kind != "datetime":
+            return [f"the field {wanted!r} ({found[0].get('name')}) is of type {kind or 'unknown'}, not a date and "
+                    "time: point tracker.due_field at a Date Time Picker custom field"]
+        return []
+
+    def _check_name(self, name: str) -> list[str]:
+        if name in self.options.agents_groups:
+            if self._group_members(name) is None:
+                return [f"create the group {name!r} (tracker.agents.groups) or remove it from the policy"]
+            return []
+        try:
+            if self._user(name) is not None:
+                return []
+        except TrackerError as exc:  # several users go by that name
+            return [str(exc).removeprefix(f"Jira {self.url}: ")]
+        if self._group_members(name) is not None and name not in self.options.agents_users:
+            return [f"{name!r} is a group, but Jira assigns issues and adds watchers to users only: name a user"]
+        how = "by e-mail address, accountId or display name" if self.cloud else "by username"
+        return [f"create the user {name!r} or fix its name in the policy (Jira {how}), or remove it from the policy"]
+
+
+# -- requests (each takes the client last, for ``_call``) --------------------------------------
+
+
+def _cloud_page(jql: str, token: str | None, client: JIRA) -> dict[str, Any]:
+    page: dict[str, Any] = client.enhanced_search_issues(
+        jql, nextPageToken=token, maxResults=PAGE, fields=FIELDS, expand=EXPAND, json_result=True)
+    return page
+
+
+def _dc_page(jql: str, start: int, client: JIRA) -> dict[str, Any]:
+    return client.search_issues(jql, startAt=start, maxResults=PAGE, fields=FIELDS, expand=EXPAND, json_result=True)
+
+
+def _issue_raw(key: str, fields: str, expand: str, client: JIRA) -> dict[str, Any]:
+    return client.issue(key, fields=fields, expand=expand).raw
+
+
+def _comments_page(key: str, expand: str | None, start: int, client: JIRA) -> list[dict[str, Any]]:
+    return [c.raw for c in client.comments(key, expand=expand, start_at=start, max_results=PAGE)]
+
+
+def _get_json(path: str, params: dict[str, Any], client: JIRA) -> dict[str, Any]:
+    """GET an endpoint the client has no method for (changelog, group members)."""
+    found: dict[str, Any] = client._get_json(path, params=params)
+    return found
+
+
+def _post(client: JIRA, path: str, payload: Any) -> None:
+    """POST JSON; the client's methods for these (``add_watcher``, ``add_comment``) search
+    users fuzzily or cannot set the step's comment property."""
+    client._session.post(client._get_url(path), data=json.dumps(payload))
+
+
+def _put(client: JIRA, path: str, payload: Any) -> None:
+    """PUT JSON without ``Issue.update``'s reload of the whole issue."""
+    client._session.put(client._get_url(path), data=json.dumps(payload))
+
+
+def create(spec: TrackerSpec, secret: str, options: AdapterOptions) -> JiraTracker:
+    """Entry point ``sla_sync.adapters: jira``."""
+    if not spec.url.startswith(("http://", "https://")):
+        raise UserError(f"tracker.url {spec.url!r} must start with http:// or https://")
+    user = None
+    if spec.user_env:
+        user = os.environ.get(spec.user_env, "").strip()
+        if not user:
+            raise UserError(f"the environment variable {spec.user_env} is empty or unset: set it to the e-mail of the "
+                            "Jira Cloud account (or remove tracker.user_env for Data Center)")
+    return JiraTracker(spec, secret, options, user)

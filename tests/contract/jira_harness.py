@@ -1,0 +1,124 @@
+"""The contract harness over the in-process Jira fake, Cloud or Data Center.
+
+The suite's people are Jira users whose display name (Cloud) and username (Data
+Center) are their login: ``alice``, ``bob``, ``carol`` (agents, in the group
+``service-desk-team``), ``manager``, and the customers ``erin`` and ``dave``.  So
+the suite's policy names (``assign: manager``) resolve exactly on both.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import date, datetime
+
+from sla_sync.adapters.base import AdapterOptions, Tracker
+from sla_sync.adapters.jira import create, neutral_instant
+
+from sla_sync.plan import Observed
+from sla_sync.policy import Policy, parse_policy
+from tests.contract.harness import fill
+from tests.fakes.http import Fault
+from tests.fakes.jira_fake import JiraFake
+
+STATUS = {"new": "Open", "working": "In Progress", "waiting": "Waiting for customer", "resolved": "Resolved"}
+NAMES = {**STATUS, "P1": "Highest", "P2": "High", "P3": "Medium"}
+USER_ENV = "SLA_SYNC_TEST_JIRA_USER"
+TOKEN_ENV = "SLA_SYNC_TEST_JIRA_TOKEN"
+TOKEN = "sla-sync-secret"
+PROJECT = "SD"
+DUE_FIELD = "customfield_10050"
+AGENTS = ("alice", "bob", "carol")
+CUSTOMERS = ("erin", "dave")
+
+
+class JiraHarness:
+    kind = "jira"
+    comment_method = "POST"
+
+    def __init__(self, *, cloud: bool = True, timezone: str = "America/New_York") -> None:
+        self.cloud = cloud
+        self.fake = JiraFake(cloud=cloud, timezone=timezone, token=TOKEN)
+        for login in (*AGENTS, "manager", *CUSTOMERS):
+            self.fake.add_user(login, login, groups=["service-desk-team"] if login in AGENTS else [])
+        self.fake.add_project(PROJECT, "Service Desk")
+        self.fake.add_field(DUE_FIELD, "SLA due", "datetime")
+        self.fake.start()
+
+    # -- set-up ---------------------------------------------------------------------
+
+    def reset(self) -> None:
+        self.fake.reset_issues()
+
+    def close(self) -> None:
+        self.fake.close()
+
+    def policy(self, body: str) -> Policy:
+        os.environ[TOKEN_ENV] = TOKEN
+        os.environ[USER_ENV] = self.fake.users[self.fake.api_user].email or ""
+        head = (
+            f"name: contract-jira-{'cloud' if self.cloud else 'dc'}\n"
+            "tracker:\n"
+            "  kind: jira\n"
+            f"  url: {self.fake.url}\n"
+            f"  project: {PROJECT}\n"
+            + (f"  user_env: {USER_ENV}\n" if self.cloud else "")
+            + f"  api_key_env: {TOKEN_ENV}\n"
+            "  agents: {groups: [service-desk-team]}\n"
+            f"  due_field: {DUE_FIELD}\n"
+            "  timeout: 2\n"
+        )
+        return parse_policy(head + fill(body, NAMES), "<contract-jira>")
+
+    def tracker(self, policy: Policy, sleep: Callable[[float], None] | None = None) -> Tracker:
+        spec = policy.spec.tracker
+        assert spec is not None and spec.agents is not None
+        options = AdapterOptions(
+            agents_users=tuple(spec.agents.users),
+            agents_groups=tuple(spec.agents.groups),
+            sleep=sleep if sleep is not None else (lambda _s: None),
+        )
+        return create(spec, os.environ[TOKEN_ENV], options)
+
+    # -- seeding ----------------------------------------------------------------------
+
+    def create_issue(self, title: str, *, priority: str, created_at: datetime, by: str = "erin") -> str:
+        return self.fake.create_issue(PROJECT, title, created=created_at, by=by, priority=NAMES.get(priority, priority))
+
+    def comment(self, key: str, text: str, *, by: str, public: bool, at: datetime) -> None:
+        self.fake.comment(key, text, at=at, by=by, public=public)
+
+    def set_status(self, key: str, role: str, *, at: datetime, by: str = "alice") -> None:
+        self.fake.transition(key, STATUS[role], at=at, by=by)
+
+    def set_due_date(self, key: str, due: date | None, *, by: str = "alice") -> None:
+        self.fake.edit(key, by=by, duedate=due.isoformat() if due else None)
+
+    def set_assignee(self, key: str, login: str | None, *, by: str = "alice") -> None:
+        self.fake.edit(key, by=by, assignee=login)
+
+    # -- reading back ---------------------------------------------------------------------
+
+    def observe(self, key: str) -> Observed:
+        issue = self.fake.issue(key)
+        instant = issue.custom.get(DUE_FIELD)
+        return Observed(issue.duedate, frozenset(issue.labels), issue.assignee,
+                        neutral_instant(instant.isoformat()) if instant else None)
+
+    def notes(self, key: str) -> list[tuple[str, bool]]:
+        return [(c.body, not c.public) for c in self.fake.issue(key).comments]
+
+    def watchers(self, key: str) -> set[str]:
+        return set(self.fake.issue(key).watchers)
+
+    # -- requests and faults ----------------------------------------------------------------
+
+    def requests(self) -> dict[str, int]:
+        return self.fake.by_method()
+
+    def reset_requests(self) -> None:
+        self.fake.reset_counts()
+
+    def fail_next(self, status: int, times: int = 1, *, retry_after: float | None = None,
+                  method: str | None = None, after: bool = False) -> None:
+        self.fake.fail_next(Fault(status=status, retry_after=retry_after, method=method, after=after), times)
