@@ -224,6 +224,7 @@ def open_tracker_with_secret(policy: Policy) -> tuple[Tracker, str]:
     options = AdapterOptions(
         agents_users=tuple(agents.users) if agents else (),
         agents_groups=tuple(agents.groups) if agents else (),
+        max_wait=spec.max_wait,
     )
     return load_factory(spec.kind)(spec, secret, options), secret
 
@@ -356,12 +357,10 @@ def one_pass(
         with progress_reporter(f"{policy.name}: applying") as progress:
             result = run_pass(tracker, policy, store, now, apply=apply, run_id=run_id,
                               should_stop=should_stop, progress=progress)
-    except SlaSyncError as exc:
+    except SlaSyncError as exc:  # shown once: by main(), or logged by watch
         kind = "auth" if isinstance(exc, AuthError) else "locked" if isinstance(exc, LockedError) else "fetch"
         if metrics is not None:
             metrics.failed(policy.name, kind, time.monotonic() - started)
-        if not isinstance(exc, UserError):  # a UserError is shown once, by main()
-            log.error("pass failed: %s", exc, extra={"kind": kind})
         raise
     if metrics is not None:
         metrics.observe(result, time.monotonic() - started, time.time())
@@ -478,8 +477,9 @@ def watch(
                 try:
                     result = one_pass(policy, store, parse_now(now), apply=True, metrics=metrics, should_stop=stop.is_set)
                 except (TrackerError, LockedError) as exc:
-                    if isinstance(exc, UserError):  # not logged by one_pass
-                        err(f"sla-sync: {policy.name}: {exc}")
+                    logging.getLogger(LOGGER).error(
+                        "pass failed: %s", exc, extra={"run_id": "-", "policy": policy.name, "issue": "-"}
+                    )
                     worst = max(worst, 1)  # the next pass tries again
                     continue
                 worst = max(worst, result.exit_code)
@@ -507,6 +507,9 @@ def main() -> None:
     except UserError as exc:
         err(str(exc) if isinstance(exc, (PolicyError, InputError)) else f"sla-sync: {exc}")
         sys.exit(2)
+    except SlaSyncError as exc:  # a tracker failed for good: nothing was written after it
+        err(f"sla-sync: {exc}")
+        sys.exit(1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:

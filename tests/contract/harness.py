@@ -20,6 +20,7 @@ from sla_sync.adapters.base import Tracker
 
 from sla_sync.plan import Observed
 from sla_sync.policy import Policy
+from tests.fakes.chaos import Chaos
 
 ROLES = ("new", "working", "waiting", "resolved")
 
@@ -76,6 +77,16 @@ class Harness(Protocol):
 
         With ``after`` the request is carried out first and only its answer is
         replaced: the write landed but the client cannot know it."""
+
+
+class Chaotic(Protocol):
+    """What the fault-injection suite needs on top of ``Harness``."""
+
+    def chaos(self, share: float, seed: int) -> Chaos:
+        """From now on, random faults on ``share`` of the requests (0 stops them)."""
+
+    def hook(self, callback: Callable[[str, str], None] | None) -> None:
+        """Call ``callback(method, path)`` as each request arrives (``None``: no hook)."""
 
 
 def fill(body: str, names: dict[str, str]) -> str:

@@ -14,6 +14,7 @@ from sla_sync.adapters.redmine import create
 from sla_sync.plan import Observed
 from sla_sync.policy import Policy, parse_policy
 from tests.contract.harness import fill
+from tests.fakes.chaos import Chaos
 from tests.fakes.proxy import Fault, FaultProxy
 
 STATUS = {"new": "New", "working": "In Progress", "waiting": "Feedback", "resolved": "Resolved"}
@@ -148,3 +149,12 @@ class RedmineHarness:
     def fail_next(self, status: int, times: int = 1, *, retry_after: float | None = None,
                   method: str | None = None, after: bool = False) -> None:
         self.proxy.fail_next(Fault(status=status, retry_after=retry_after, method=method, after=after), times)
+
+    # -- chaos (the fault-injection suite) ------------------------------------------------
+
+    def chaos(self, share: float, seed: int) -> Chaos:
+        self.proxy.chaos = Chaos(share, seed) if share > 0 else None
+        return self.proxy.chaos or Chaos(0, seed)
+
+    def hook(self, callback: Callable[[str, str], None] | None) -> None:
+        self.proxy.on_request = callback

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
+from tests.fakes.chaos import Chaos
+
 
 @dataclass
 class Fault:
@@ -56,6 +58,7 @@ class FaultProxy:
         self.faults: list[Fault] = []
         self.injected = 0
         self.on_request: Callable[[str, str], None] | None = None  # called before forwarding
+        self.chaos: Chaos | None = None  # random faults on a share of requests
         self._lock = threading.Lock()
         proxy = self
 
@@ -138,7 +141,8 @@ class FaultProxy:
                     del self.faults[i]
                     self.injected += 1
                     return fault
-        return None
+        drawn = self.chaos.draw() if self.chaos is not None else None
+        return Fault(**drawn) if drawn is not None else None
 
     def fail_next(self, fault: Fault, times: int = 1) -> None:
         with self._lock:
@@ -149,6 +153,7 @@ class FaultProxy:
             self.faults.clear()
             self.counts.clear()
             self.on_request = None
+            self.chaos = None
 
     def by_method(self) -> dict[str, int]:
         out: Counter[str] = Counter()
