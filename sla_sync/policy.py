@@ -172,6 +172,7 @@ class TrackerSpec(_Frozen):
     priority_labels: str | None = Field(None, description="GitLab: scoped-label prefix holding the priority")
     timeout: Annotated[float, Field(gt=0)] = 30.0
     max_attempts: Annotated[int, Field(ge=1, le=10)] = 5
+    max_wait: Annotated[float, Field(gt=0, le=3600, description="longest wait between two attempts, seconds")] = 60.0
     overlap: Duration = Field("5m", description="how far each incremental fetch reaches back")
 
 
