@@ -29,6 +29,7 @@ from sla_sync.adapters.gitlab import create
 from sla_sync.plan import Observed
 from sla_sync.policy import Policy, parse_policy
 from tests.contract.harness import fill
+from tests.fakes.chaos import Chaos
 from tests.fakes.gitlab_fake import DEVELOPER, GUEST, MAINTAINER, GitLabFake
 
 PROJECT = "support/helpdesk"
@@ -159,3 +160,12 @@ class GitLabHarness:
     def fail_next(self, status: int, times: int = 1, *, retry_after: float | None = None,
                   method: str | None = None, after: bool = False) -> None:
         self.fake.fail(status, times, retry_after=retry_after, method=method, after=after)
+
+    # -- chaos (the fault-injection suite) ------------------------------------------------
+
+    def chaos(self, share: float, seed: int) -> Chaos:
+        self.fake.chaos = Chaos(share, seed) if share > 0 else None
+        return self.fake.chaos or Chaos(0, seed)
+
+    def hook(self, callback: Callable[[str, str], None] | None) -> None:
+        self.fake.on_request = callback

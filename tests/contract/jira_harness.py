@@ -18,6 +18,7 @@ from sla_sync.adapters.jira import create, neutral_instant
 from sla_sync.plan import Observed
 from sla_sync.policy import Policy, parse_policy
 from tests.contract.harness import fill
+from tests.fakes.chaos import Chaos
 from tests.fakes.http import Fault
 from tests.fakes.jira_fake import JiraFake
 
@@ -122,3 +123,12 @@ class JiraHarness:
     def fail_next(self, status: int, times: int = 1, *, retry_after: float | None = None,
                   method: str | None = None, after: bool = False) -> None:
         self.fake.fail_next(Fault(status=status, retry_after=retry_after, method=method, after=after), times)
+
+    # -- chaos (the fault-injection suite) ------------------------------------------------
+
+    def chaos(self, share: float, seed: int) -> Chaos:
+        self.fake.chaos = Chaos(share, seed) if share > 0 else None
+        return self.fake.chaos or Chaos(0, seed)
+
+    def hook(self, callback: Callable[[str, str], None] | None) -> None:
+        self.fake.on_request = callback

@@ -28,6 +28,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.fakes.chaos import Chaos
+
 
 @dataclass
 class Request:
@@ -117,6 +119,8 @@ class FakeServer:
         self.counts: Counter[tuple[str, str]] = Counter()
         self.faults: list[Fault] = []
         self.injected = 0
+        self.chaos: Chaos | None = None  # random faults on a share of requests
+        self.on_request: Callable[[str, str], None] | None = None  # called as each request arrives
         self.server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -171,7 +175,8 @@ class FakeServer:
                     del self.faults[i]
                     self.injected += 1
                     return fault
-        return None
+        drawn = self.chaos.draw() if self.chaos is not None else None
+        return Fault(**drawn) if drawn is not None else None
 
     def by_method(self) -> dict[str, int]:
         """Requests counted so far, by method."""
@@ -219,6 +224,9 @@ class FakeServer:
                 )
                 with fake.lock:
                     fake.counts[(self.command, template)] += 1
+                hook = fake.on_request
+                if hook is not None:  # outside the lock: a hook may hold this request
+                    hook(self.command, self.path)
                 fault = fake._take(self.command, template, parts.path)
                 if fault is not None and not fault.after:
                     self._fault(fault)

@@ -1,0 +1,192 @@
+"""Fault injection: passes under random faults and kills converge, and never write twice.
+
+For each tracker (the real Redmine behind the fault proxy, the GitLab and Jira fakes)
+a desk of issues is seeded; then ``sla-sync run`` runs again and again as a real
+process while a share of the requests get a random fault (5xx, 429, reset, timeout,
+malformed body, answer lost after the write) and, now and then, the process is
+killed with SIGKILL at a random request.  When a pass finally ends quiet, the suite
+checks that every issue is as the policy asks, that no note or escalation was
+written twice, that the cursor skipped nothing, that the state store agrees with the
+tracker, and that deleting the store changes nothing.  The figures (faults, kills,
+passes) are printed at the end of the test session.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from sla_sync.calendar import utc_seconds
+from sla_sync.state import Store
+from sla_sync.sync import run_pass
+
+from .conftest import SURVIVED
+
+BODY = """
+calendars:
+  always:
+    timezone: UTC
+    hours: 24x7
+levels:
+  P1: {calendar: always, first_response: 30m, resolution: 8h}
+  P2: {calendar: always, first_response: 2h, resolution: 24h}
+  P3: {calendar: always, first_response: 8h, resolution: 80h}
+classify:
+  - if: {priority: "{P1}"}
+    level: P1
+  - if: {priority: "{P2}"}
+    level: P2
+  - level: P3
+clock:
+  pause_statuses: ["{waiting}"]
+  resolved_statuses: ["{resolved}"]
+escalate:
+  - when: resolution 50%
+    watchers: [manager]
+  - when: resolution breached
+    assign: manager
+    comment: "SLA breached: escalated to the manager."
+"""
+NOTE = "SLA breached: escalated to the manager."
+NOW = "2026-11-02T17:00:00Z"
+KINDS = ["redmine", "gitlab", "jira", "jira_dc"]
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+@pytest.fixture(params=KINDS)
+def harness(request: pytest.FixtureRequest) -> Iterator[Any]:
+    h = request.getfixturevalue(request.param)
+    h.label = request.param
+    yield h
+    h.chaos(0, 0)
+    h.hook(None)
+
+
+def seed_desk(h: Any) -> dict[str, list[str]]:
+    """Eleven issues in every situation the policy knows."""
+    desk: dict[str, list[str]] = {"overdue": [], "other": []}
+    for i in range(4):  # P1, 9 h old at 17:00: resolution breached, both steps fire
+        desk["overdue"].append(h.create_issue(f"Outage {i}", priority="P1", created_at=at("2026-11-02T08:00:00")))
+    for i in range(3):  # P2, first response breached, resolution at 37 %
+        desk["other"].append(h.create_issue(f"Slow {i}", priority="P2", created_at=at("2026-11-02T08:00:00")))
+    for i in range(2):  # P3, fresh
+        desk["other"].append(h.create_issue(f"Typo {i}", priority="P3", created_at=at("2026-11-02T12:00:00")))
+    waiting = h.create_issue("Which account?", priority="P2", created_at=at("2026-11-02T09:00:00"))
+    h.comment(waiting, "Which account is it?", by="alice", public=True, at=at("2026-11-02T09:15:00"))
+    h.set_status(waiting, "waiting", at=at("2026-11-02T09:30:00"))
+    solved = h.create_issue("Fixed quickly", priority="P1", created_at=at("2026-11-02T10:00:00"))
+    h.set_status(solved, "resolved", at=at("2026-11-02T12:00:00"))
+    desk["other"] += [waiting, solved]
+    return desk
+
+
+def policy_file(h: Any, path: Path) -> Path:
+    policy = h.policy(BODY)
+    data = policy.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+    data["tracker"]["max_wait"] = 0.05  # back-off waits stay short in the child process
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def run_cli(policy: Path, state: str, now: str, kill_at: int | None, h: Any) -> tuple[int, str, bool]:
+    """One `sla-sync run` in a child process; SIGKILLed at request ``kill_at``."""
+    proc: subprocess.Popen[str] | None = None
+    seen = {"n": 0, "killed": False}
+
+    def hook(_method: str, _path: str) -> None:
+        seen["n"] += 1
+        if kill_at is not None and seen["n"] == kill_at and proc is not None and not seen["killed"]:
+            seen["killed"] = True
+            os.kill(proc.pid, signal.SIGKILL)
+
+    h.hook(hook)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "sla_sync.cli", "run", str(policy), "--state", state,
+                                 "--now", now, "--format", "json"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+        _, stderr = proc.communicate(timeout=600)
+    finally:
+        h.hook(None)
+    assert "Traceback" not in stderr, stderr
+    return proc.returncode, stderr, bool(seen["killed"])
+
+
+def test_passes_converge_under_faults_and_kills(harness: Any, tmp_path: Path) -> None:
+    h = harness
+    desk = seed_desk(h)
+    keys = desk["overdue"] + desk["other"]
+    policy = policy_file(h, tmp_path / "policy.yaml")
+    state = str(tmp_path / "state.sqlite")
+    rng = random.Random(f"faults-{h.kind}")
+    chaos = h.chaos(0.2, seed=rng.randrange(10**6))
+    kills = passes = streak = 0
+    quiet = False
+    for round_ in range(40):
+        # the first passes are killed at a random request (if they get that far)
+        kill_at = rng.randrange(1, 40) if round_ < 6 or rng.random() < 0.3 else None
+        code, stderr, killed = run_cli(policy, state, NOW, kill_at, h)
+        passes += 1
+        kills += killed
+        # quiet: two passes in a row end well and write nothing (the first pass that
+        # completes sees only open issues; the next one also those updated since)
+        calm = not killed and code == 0 and " 0 updated" in stderr and " 0 errors" in stderr
+        streak = streak + 1 if calm else 0
+        if streak == 2:
+            quiet = True
+            break
+    faults = chaos.total
+    h.chaos(0, 0)
+    assert quiet, "no quiet pass within 40 passes"
+
+    # A clean pass now writes nothing: the tracker is as the policy asks.
+    h.reset_requests()
+    code, stderr, _ = run_cli(policy, state, NOW, None, h)
+    assert code == 0, stderr
+    assert set(h.requests()) <= {"GET"}, (h.requests(), stderr)
+
+    # Nothing was written twice.
+    for key in desk["overdue"]:
+        texts = [text for text, _private in h.notes(key)]
+        assert sum(text.count(NOTE) for text in texts) == 1, (key, texts)
+        assert h.observe(key).labels >= {"sla:escalated-1", "sla:escalated-2"}
+        assert h.watchers(key) == {"manager"}
+        assert h.observe(key).assignee == "manager"
+    for key in desk["other"]:
+        assert not any(NOTE in text for text, _ in h.notes(key)), key
+
+    # The state store agrees with the tracker, and deleting it changes nothing.
+    compiled = h.policy(BODY)
+    fresh = h.tracker(compiled).fetch(None, {})
+    store = Store(state)
+    remembered = store.cached(compiled.name)
+    for t in fresh.issues:
+        assert remembered[t.issue.key].version == t.version, t.issue.key
+    h.reset_requests()
+    again = run_pass(h.tracker(compiled), compiled, Store(str(tmp_path / "new.sqlite")), utc_seconds(at(NOW[:-1])),
+                     apply=True, run_id="after-delete")
+    assert [o.key for o in again.outcomes if o.plan.changes] == []
+    assert set(h.requests()) <= {"GET"}
+
+    # The cursor skipped nothing: an issue resolved after the passes is seen by the next.
+    late = desk["other"][0]
+    h.set_status(late, "resolved", at=at("2026-11-02T17:10:00"))
+    later = run_pass(h.tracker(compiled), compiled, store, utc_seconds(at("2026-11-02T17:20:00")), apply=True,
+                     run_id="late")
+    resolution = next(o.sla for o in later.outcomes if o.key == late).metrics["resolution"]
+    assert resolution.stopped_at == utc_seconds(at("2026-11-02T17:10:00"))
+    assert set(keys) <= {o.key for o in later.outcomes}
+
+    SURVIVED.append((h.label, faults, kills, passes))
