@@ -135,18 +135,17 @@ def assemble(
     ``problems``, never a crash; a request that fails is the adapter's error.
     """
     problems: list[str] = []
-    unique: dict[str, tuple[str, int, Row]] = {}
-    for row in rows:
+    found: dict[str, tuple[int, str, Tracked]] = {}  # key -> (update instant, version, issue)
+    refetched = 0
+    for row in rows:  # each row is mapped at once and dropped: memory holds no raw payloads
         try:
             key, version, stamp = identify(row)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             problems.append(f"{where}: an issue with unreadable data was skipped ({_odd(exc)})")
             continue
-        unique[key] = (version, stamp, row)
-    out: list[Tracked] = []
-    refetched = 0
-    cursor = since
-    for key, (version, stamp, row) in sorted(unique.items(), key=lambda kv: (kv[1][1], kv[0])):
+        seen = found.get(key)
+        if seen is not None and (seen[0], seen[1]) >= (stamp, version):
+            continue  # listed twice (open, and updated since the cursor)
         hit = cached.get(key)
         try:
             if hit is not None and hit.version == version:
@@ -154,12 +153,13 @@ def assemble(
             else:
                 events = history(row)
                 refetched += 1
-            out.append(track(row, events))
+            found[key] = (stamp, version, track(row, events))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             problems.append(f"{where}, issue {key}: unreadable data, skipped ({_odd(exc)})")
-            continue
-        cursor = stamp if cursor is None else max(cursor, stamp)
-    return Fetched(out, cursor, refetched, problems)
+    ordered = sorted(found.items(), key=lambda kv: (kv[1][0], kv[0]))
+    stamps = [stamp for _, (stamp, _, _) in ordered]
+    cursor = max([*stamps, since]) if since is not None else (max(stamps) if stamps else None)
+    return Fetched([tracked for _, (_, _, tracked) in ordered], cursor, refetched, problems)
 
 
 def _odd(exc: BaseException) -> str:

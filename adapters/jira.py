@@ -371,7 +371,7 @@ class JiraTracker:
                 return
 
     def fetch(self, since: int | None, cached: Mapping[str, Cached]) -> Fetched:
-        rows = [row for page in self._pages(self.jql(since)) for row in page]
+        rows = (row for page in self._pages(self.jql(since)) for row in page)  # page by page
         return assemble(  # de-duplicates: an issue updated while the pages are read comes twice
             rows, since, cached,
             identify=lambda r: (str(r["key"]), _version(r["fields"]["updated"]), _instant(r["fields"]["updated"])),
