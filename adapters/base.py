@@ -17,11 +17,16 @@ Errors an adapter raises (all from ``sla_sync.errors``):
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Protocol, TypeVar, runtime_checkable
+
+import requests
+import tenacity
 
 from sla_sync.errors import UserError
 from sla_sync.model import Change, Event, Issue
@@ -110,6 +115,72 @@ class Tracker(Protocol):
     def check(self, spec_labels: Sequence[str], names: Sequence[str]) -> list[str]:
         """Online check: what an admin must add or fix; empty when all is set."""
         ...
+
+
+# -- retries: shared by every adapter --------------------------------------------------
+
+RETRY_STATUS = frozenset({429, 502, 503, 504})
+
+
+class Retryable(Exception):
+    """An answer worth another attempt (429, 502-504, a timeout, a reset, a garbled
+    body); ``retry_after`` is the wait the tracker asked for, if it did."""
+
+    def __init__(self, what: str, retry_after: float | None = None) -> None:
+        super().__init__(what)
+        self.retry_after = retry_after
+
+
+def _seconds_until(value: str | None, response: requests.Response) -> float | None:
+    """An HTTP date relative to the response's own ``Date`` (no local clock)."""
+    sent = response.headers.get("Date")
+    if not value or not sent:
+        return None
+    try:
+        return (parsedate_to_datetime(value) - parsedate_to_datetime(sent)).total_seconds()
+    except (TypeError, ValueError):
+        return None
+
+
+def retry_after(response: requests.Response | None) -> float | None:
+    """The wait a response asks for: ``Retry-After`` (seconds or a date), else
+    ``RateLimit-Reset`` (epoch seconds, against the response's ``Date``)."""
+    if response is None:
+        return None
+    value = response.headers.get("Retry-After")
+    wait: float | None = None
+    if value is not None:
+        try:
+            wait = float(value)
+        except ValueError:
+            wait = _seconds_until(value, response)
+    elif response.headers.get("RateLimit-Reset") and response.headers.get("Date"):
+        try:
+            reset = float(response.headers["RateLimit-Reset"])
+            wait = reset - parsedate_to_datetime(response.headers["Date"]).timestamp()
+        except (TypeError, ValueError):
+            wait = None
+    return None if wait is None else max(0.0, wait)
+
+
+def retrying(attempts: int, max_wait: float, sleep: Callable[[float], None] | None) -> tenacity.Retrying:
+    """Bounded attempts at what raises ``Retryable``: the wait the tracker asked for,
+    else exponential back-off from 0.5 s, never more than ``max_wait``; waits go
+    through ``sleep`` (tests inject a recorder; ``None`` is ``time.sleep``)."""
+
+    def wait(state: tenacity.RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, Retryable) and exc.retry_after is not None:
+            return min(exc.retry_after, max_wait)
+        return float(min(max_wait, 0.5 * 2 ** (state.attempt_number - 1)))
+
+    return tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type(Retryable),
+        stop=tenacity.stop_after_attempt(attempts),
+        wait=wait,
+        sleep=time.sleep if sleep is None else sleep,  # an empty recorder is falsy: test for None
+        reraise=True,
+    )
 
 
 Row = TypeVar("Row")

@@ -90,7 +90,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import gitlab
@@ -104,11 +103,21 @@ from sla_sync.model import Change, Event, Issue
 from sla_sync.plan import Observed
 from sla_sync.policy import TrackerSpec, parse_duration
 
-from .base import AdapterOptions, Cached, Fetched, RequestCounter, Tracked, assemble
+from .base import (
+    RETRY_STATUS,
+    AdapterOptions,
+    Cached,
+    Fetched,
+    RequestCounter,
+    Retryable,
+    Tracked,
+    assemble,
+    retry_after,
+    retrying,
+)
 
 T = TypeVar("T")
 
-RETRY_STATUS = frozenset({429, 502, 503, 504})
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT"})
 REPORTER = 20  # GitLab's access level that may create labels and write internal notes
 TAG = re.compile(r"<!-- sla-sync: ([^<>]*?) -->")
@@ -117,46 +126,8 @@ TAG = re.compile(r"<!-- sla-sync: ([^<>]*?) -->")
 # -- HTTP: one session that counts, retries and waits as told ------------------------
 
 
-class Retryable(Exception):
-    """A response worth another attempt (429, 5xx, a timeout, a reset)."""
-
-    def __init__(self, what: str, retry_after: float | None = None) -> None:
-        super().__init__(what)
-        self.retry_after = retry_after
-
-
 class _Unknown(Exception):
     """A write whose outcome cannot be known now: not to be retried blindly."""
-
-
-def _seconds_until(value: str | None, response: requests.Response) -> float | None:
-    """An HTTP date relative to the response's own ``Date`` (no local clock)."""
-    sent = response.headers.get("Date")
-    if not value or not sent:
-        return None
-    try:
-        return (parsedate_to_datetime(value) - parsedate_to_datetime(sent)).total_seconds()
-    except (TypeError, ValueError):
-        return None
-
-
-def retry_after(response: requests.Response) -> float | None:
-    """The wait a response asks for: ``Retry-After`` (seconds or a date), else
-    ``RateLimit-Reset`` (epoch seconds, against the response's ``Date``)."""
-    value = response.headers.get("Retry-After")
-    wait: float | None = None
-    if value is not None:
-        try:
-            wait = float(value)
-        except ValueError:
-            wait = _seconds_until(value, response)
-    elif response.headers.get("RateLimit-Reset") and response.headers.get("Date"):
-        try:
-            reset = float(response.headers["RateLimit-Reset"])
-            wait = reset - parsedate_to_datetime(response.headers["Date"]).timestamp()
-        except (TypeError, ValueError):
-            wait = None
-    return None if wait is None else max(0.0, wait)
 
 
 class RetryingSession(requests.Session):
@@ -169,20 +140,8 @@ class RetryingSession(requests.Session):
         self.sleep = sleep
         self.counter = counter
 
-    def _wait(self, state: tenacity.RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, Retryable) and exc.retry_after is not None:
-            return min(exc.retry_after, self.max_wait)
-        return float(min(self.max_wait, 0.5 * 2 ** (state.attempt_number - 1)))
-
     def retrying(self) -> tenacity.Retrying:
-        return tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(Retryable),
-            stop=tenacity.stop_after_attempt(self.attempts),
-            wait=self._wait,
-            sleep=self.sleep,
-            reraise=True,
-        )
+        return retrying(self.attempts, self.max_wait, self.sleep)
 
     def send_once(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         """One HTTP request; ``Retryable`` for what may pass on a second try."""

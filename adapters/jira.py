@@ -67,7 +67,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -76,7 +75,6 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import requests
-import tenacity
 from jira import JIRA, JIRAError
 
 from sla_sync.errors import AuthError, TrackerError, UserError
@@ -84,10 +82,12 @@ from sla_sync.model import Change, Event, Issue
 from sla_sync.plan import Observed
 from sla_sync.policy import TrackerSpec, parse_duration
 
-from .base import AdapterOptions, Cached, Fetched, RequestCounter, Tracked, assemble
+from .base import RETRY_STATUS as BASE_RETRY_STATUS
+from .base import AdapterOptions, Cached, Fetched, RequestCounter, Retryable, Tracked, assemble, retry_after
+from .base import retrying as base_retrying
 
 T = TypeVar("T")
-RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+RETRY_STATUS = BASE_RETRY_STATUS | {500}  # also 500: Jira Cloud answers passing overloads so
 MISSING_STATUS = frozenset({400, 404})
 PAGE = 100
 FIELDS = "*all"
@@ -95,22 +95,6 @@ EXPAND = "changelog,names"
 SD_PUBLIC = "sd.public.comment"
 STEP_PROPERTY = "sla-sync.step"
 WIDEST_OFFSET = 14 * 3600  # no zone is further than this from UTC
-
-
-class Retryable(Exception):
-    """An answer worth another attempt (429, 5xx, a timeout, a reset)."""
-
-    def __init__(self, what: str, retry_after: float | None = None) -> None:
-        super().__init__(what)
-        self.retry_after = retry_after
-
-
-def _retry_after(response: requests.Response | None) -> float | None:
-    value = response.headers.get("Retry-After") if response is not None else None
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
 
 
 # -- values --------------------------------------------------------------------
@@ -245,19 +229,13 @@ class JiraTracker:
     def cloud(self) -> bool:
         return self._connect().deploymentType == "Cloud"
 
-    def _wait(self, state: tenacity.RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, Retryable) and exc.retry_after is not None:
-            return min(exc.retry_after, self.options.max_wait)
-        return float(min(self.options.max_wait, 0.5 * 2 ** (state.attempt_number - 1)))
-
     def _once(self, fn: Callable[[], T]) -> T:
         """One attempt; ``Retryable`` for what may pass on a second try."""
         try:
             return fn()
         except JIRAError as exc:
             if exc.status_code in RETRY_STATUS:
-                raise Retryable(f"HTTP {exc.status_code}", _retry_after(exc.response)) from None
+                raise Retryable(f"HTTP {exc.status_code}", retry_after(exc.response)) from None
             raise
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise Retryable(exc.__class__.__name__) from None
@@ -267,13 +245,7 @@ class JiraTracker:
         try:
             if not retry:
                 return self._once(fn)
-            retrying = tenacity.Retrying(
-                retry=tenacity.retry_if_exception_type(Retryable),
-                stop=tenacity.stop_after_attempt(self.spec.max_attempts),
-                wait=self._wait,
-                sleep=time.sleep if self.options.sleep is None else self.options.sleep,  # an empty recorder is falsy
-                reraise=True,
-            )
+            retrying = base_retrying(self.spec.max_attempts, self.options.max_wait, self.options.sleep)
             result: T = retrying(self._once, fn)
             return result
         except (Retryable, JIRAError, json.JSONDecodeError, requests.RequestException) as exc:

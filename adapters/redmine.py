@@ -38,27 +38,18 @@ from sla_sync.model import Change, Event, Issue
 from sla_sync.plan import Observed
 from sla_sync.policy import TrackerSpec, parse_duration
 
-from .base import AdapterOptions, Cached, Fetched, RequestCounter, Tracked, assemble
-
-RETRY_STATUS = frozenset({429, 502, 503, 504})
-
-
-class Retryable(Exception):
-    """A response worth another attempt (429, 502-504, a timeout, a reset)."""
-
-    def __init__(self, what: str, retry_after: float | None = None) -> None:
-        super().__init__(what)
-        self.retry_after = retry_after
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
+from .base import (
+    RETRY_STATUS,
+    AdapterOptions,
+    Cached,
+    Fetched,
+    RequestCounter,
+    Retryable,
+    Tracked,
+    assemble,
+    retry_after,
+    retrying,
+)
 
 
 class RetryingEngine(SyncEngine):  # type: ignore[misc]
@@ -79,20 +70,8 @@ class RetryingEngine(SyncEngine):  # type: ignore[misc]
         self.counter = options.pop("counter", None) or RequestCounter()
         super().__init__(**options)
 
-    def _wait(self, state: tenacity.RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, Retryable) and exc.retry_after is not None:
-            return min(exc.retry_after, self.max_wait)
-        return float(min(self.max_wait, 0.5 * 2 ** (state.attempt_number - 1)))
-
     def retrying(self) -> tenacity.Retrying:
-        return tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(Retryable),
-            stop=tenacity.stop_after_attempt(self.attempts),
-            wait=self._wait,
-            sleep=self.sleep,
-            reraise=True,
-        )
+        return retrying(self.attempts, self.max_wait, self.sleep)
 
     def send_once(self, method: str, url: str, headers: Any = None, params: Any = None, data: Any = None) -> Any:
         """One HTTP request; ``Retryable`` for what may pass on a second try."""
@@ -103,7 +82,7 @@ class RetryingEngine(SyncEngine):  # type: ignore[misc]
         except (requests.Timeout, requests.ConnectionError) as exc:
             raise Retryable(f"{exc.__class__.__name__} talking to {url.split('?')[0]}") from None
         if response.status_code in RETRY_STATUS or (response.status_code == 500 and method == "get"):
-            raise Retryable(f"HTTP {response.status_code} from {url.split('?')[0]}", _retry_after(response))
+            raise Retryable(f"HTTP {response.status_code} from {url.split('?')[0]}", retry_after(response))
         try:
             return self.process_response(response)
         except rex.JSONDecodeError:  # a garbled answer: worth another try (writes are checked)
