@@ -28,25 +28,8 @@ import redmine_local as rl  # noqa: E402
 from sla_sync.calendar import utc_seconds  # noqa: E402
 from sla_sync.state import Store  # noqa: E402
 from sla_sync.sync import run_pass  # noqa: E402
+from tests.contract.harness import BODY  # noqa: E402
 from tests.contract.redmine_harness import RedmineHarness  # noqa: E402
-
-BODY = """
-calendars:
-  always: {timezone: UTC, hours: 24x7}
-levels:
-  P1: {calendar: always, first_response: 30m, resolution: 8h}
-  P2: {calendar: always, first_response: 2h, resolution: 24h}
-  P3: {calendar: always, first_response: 8h, resolution: 400h}
-classify:
-  - if: {priority: "{P1}"}
-    level: P1
-  - if: {priority: "{P2}"}
-    level: P2
-  - level: P3
-clock:
-  pause_statuses: ["{waiting}"]
-  resolved_statuses: ["{resolved}"]
-"""
 
 
 def row(label: str, counts: dict[str, int], seconds: float) -> None:

@@ -85,15 +85,35 @@ def state_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
     return url
 
 
-@pytest.fixture(scope="session")
-def gitlab_harness_session() -> Iterator[Any]:
+def _session_harness(make: Any) -> Any:
+    """A session-scoped fixture owning one harness (closed at the end)."""
+
+    @pytest.fixture(scope="session")
+    def fixture() -> Iterator[Any]:
+        harness = make()
+        try:
+            yield harness
+        finally:
+            harness.close()
+
+    return fixture
+
+
+def _gitlab() -> Any:
     from tests.contract.gitlab_harness import GitLabHarness
 
-    harness = GitLabHarness()
-    try:
-        yield harness
-    finally:
-        harness.close()
+    return GitLabHarness()
+
+
+def _jira(cloud: bool) -> Any:
+    from tests.contract.jira_harness import JiraHarness
+
+    return JiraHarness(cloud=cloud)
+
+
+gitlab_harness_session = _session_harness(_gitlab)
+jira_harness_session = _session_harness(lambda: _jira(True))
+jira_dc_harness_session = _session_harness(lambda: _jira(False))
 
 
 @pytest.fixture
@@ -103,17 +123,6 @@ def gitlab(gitlab_harness_session: Any) -> Any:
     return gitlab_harness_session
 
 
-@pytest.fixture(scope="session")
-def jira_harness_session() -> Iterator[Any]:
-    from tests.contract.jira_harness import JiraHarness
-
-    harness = JiraHarness(cloud=True)
-    try:
-        yield harness
-    finally:
-        harness.close()
-
-
 @pytest.fixture
 def jira(jira_harness_session: Any) -> Any:
     """The Jira Cloud fake's harness, emptied."""
@@ -121,19 +130,23 @@ def jira(jira_harness_session: Any) -> Any:
     return jira_harness_session
 
 
-@pytest.fixture(scope="session")
-def jira_dc_harness_session() -> Iterator[Any]:
-    from tests.contract.jira_harness import JiraHarness
-
-    harness = JiraHarness(cloud=False)
-    try:
-        yield harness
-    finally:
-        harness.close()
-
-
 @pytest.fixture
 def jira_dc(jira_dc_harness_session: Any) -> Any:
     """The Jira Data Center fake's harness, emptied."""
     jira_dc_harness_session.reset()
     return jira_dc_harness_session
+
+
+@pytest.fixture
+def redmine_cli(redmine: Any, tmp_path: Any) -> tuple[Any, Any, dict[str, str]]:
+    """The ready Redmine policy pointed at the test Redmine (through the proxy),
+    and an environment with its API key: (harness, policy path, env)."""
+    import os
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    text = (root / "policies" / "redmine-support.yaml").read_text()
+    policy = tmp_path / "redmine-support.yaml"
+    policy.write_text(text.replace("url: http://127.0.0.1:3000", f"url: {redmine.proxy.url}"))
+    env = {**os.environ, "REDMINE_API_KEY": redmine.instance.admin_api_key}
+    return redmine, policy, env

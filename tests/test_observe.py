@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import signal
 import socket
 import subprocess
@@ -30,15 +29,12 @@ def at(text: str) -> datetime:
 
 
 @pytest.fixture
-def setup(redmine: Any, tmp_path: Path) -> tuple[Any, Path, dict[str, str]]:
-    text = (ROOT / "policies" / "redmine-support.yaml").read_text()
-    policy = tmp_path / "redmine-support.yaml"
-    policy.write_text(text.replace("url: http://127.0.0.1:3000", f"url: {redmine.proxy.url}"))
-    env = {**os.environ, "REDMINE_API_KEY": redmine.instance.admin_api_key}
+def setup(redmine_cli: tuple[Any, Path, dict[str, str]]) -> tuple[Any, Path, dict[str, str]]:
+    redmine = redmine_cli[0]
     # one P1 issue 28 h old (everything breached, three steps), one fresh P3 issue
     redmine.create_issue("Checkout down", priority="Urgent", created_at=at("2026-11-02T08:00:00"))
     redmine.create_issue("Typo", priority="Normal", created_at=at("2026-11-03T09:00:00"))
-    return redmine, policy, env
+    return redmine_cli
 
 
 def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

@@ -6,7 +6,6 @@ tracker URL pointed at the test Redmine (through the counting proxy).
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -26,12 +25,8 @@ def at(text: str) -> datetime:
 
 
 @pytest.fixture
-def setup(redmine: Any, tmp_path: Path) -> tuple[Any, Path, dict[str, str]]:
-    text = (ROOT / "policies" / "redmine-support.yaml").read_text()
-    policy = tmp_path / "redmine-support.yaml"
-    policy.write_text(text.replace("url: http://127.0.0.1:3000", f"url: {redmine.proxy.url}"))
-    env = {**os.environ, "REDMINE_API_KEY": redmine.instance.admin_api_key}
-    return redmine, policy, env
+def setup(redmine_cli: tuple[Any, Path, dict[str, str]]) -> tuple[Any, Path, dict[str, str]]:
+    return redmine_cli
 
 
 def sla_sync(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

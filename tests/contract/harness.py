@@ -24,6 +24,35 @@ from tests.fakes.chaos import Chaos
 
 ROLES = ("new", "working", "waiting", "resolved")
 
+# The policy body the contract suite, the fault suite and the request benchmark use:
+# a 24x7 UTC calendar so the arithmetic is plain, and two escalation steps.
+BODY = """
+calendars:
+  always:
+    timezone: UTC
+    hours: 24x7
+levels:
+  P1: {calendar: always, first_response: 30m, resolution: 8h}
+  P2: {calendar: always, first_response: 2h, resolution: 24h}
+  P3: {calendar: always, first_response: 8h, resolution: 80h}
+classify:
+  - if: {priority: "{P1}"}
+    level: P1
+  - if: {priority: "{P2}"}
+    level: P2
+  - level: P3
+clock:
+  pause_statuses: ["{waiting}"]
+  resolved_statuses: ["{resolved}"]
+escalate:
+  - when: resolution 50%
+    watchers: [manager]
+  - when: resolution breached
+    assign: manager
+    comment: "SLA breached: escalated to the manager."
+"""
+BREACH_NOTE = "SLA breached: escalated to the manager."
+
 
 class Harness(Protocol):
     kind: str

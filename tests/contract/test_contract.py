@@ -19,33 +19,7 @@ from sla_sync.model import State
 from sla_sync.state import Store
 from sla_sync.sync import PassResult, run_pass
 from sla_sync.timers import evaluate
-
-BODY = """
-calendars:
-  always:
-    timezone: UTC
-    hours: 24x7
-levels:
-  P1: {calendar: always, first_response: 30m, resolution: 8h}
-  P2: {calendar: always, first_response: 2h, resolution: 24h}
-  P3: {calendar: always, first_response: 8h, resolution: 80h}
-classify:
-  - if: {priority: "{P1}"}
-    level: P1
-  - if: {priority: "{P2}"}
-    level: P2
-  - level: P3
-clock:
-  pause_statuses: ["{waiting}"]
-  resolved_statuses: ["{resolved}"]
-escalate:
-  - when: resolution 50%
-    watchers: [manager]
-  - when: resolution breached
-    assign: manager
-    comment: "SLA breached: escalated to the manager."
-"""
-BREACH_NOTE = "SLA breached: escalated to the manager."
+from tests.contract.harness import BODY, BREACH_NOTE
 
 KINDS = ["redmine", "gitlab", "jira", "jira_dc"]
 

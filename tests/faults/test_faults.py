@@ -29,35 +29,11 @@ import yaml
 from sla_sync.calendar import utc_seconds
 from sla_sync.state import Store
 from sla_sync.sync import run_pass
+from tests.contract.harness import BODY
+from tests.contract.harness import BREACH_NOTE as NOTE
 
 from .conftest import SURVIVED
 
-BODY = """
-calendars:
-  always:
-    timezone: UTC
-    hours: 24x7
-levels:
-  P1: {calendar: always, first_response: 30m, resolution: 8h}
-  P2: {calendar: always, first_response: 2h, resolution: 24h}
-  P3: {calendar: always, first_response: 8h, resolution: 80h}
-classify:
-  - if: {priority: "{P1}"}
-    level: P1
-  - if: {priority: "{P2}"}
-    level: P2
-  - level: P3
-clock:
-  pause_statuses: ["{waiting}"]
-  resolved_statuses: ["{resolved}"]
-escalate:
-  - when: resolution 50%
-    watchers: [manager]
-  - when: resolution breached
-    assign: manager
-    comment: "SLA breached: escalated to the manager."
-"""
-NOTE = "SLA breached: escalated to the manager."
 NOW = "2026-11-02T17:00:00Z"
 KINDS = ["redmine", "gitlab", "jira", "jira_dc"]
 
