@@ -89,8 +89,11 @@ def _fast_event(raw: Any) -> Event | None:
     """The common, well-formed event without the checks' overhead; ``None`` sends
     anything unusual through the checked path (which explains what is wrong)."""
     try:
-        at = datetime.fromisoformat(raw["at"])
-        if at.tzinfo is None or not EARLIEST <= at.timestamp() < LATEST:
+        moment = datetime.fromisoformat(raw["at"])
+        if moment.tzinfo is None:
+            return None
+        at = int(moment.timestamp())
+        if not EARLIEST <= at < LATEST:
             return None
         kind = raw["kind"]
         by = raw.get("by")
@@ -99,11 +102,11 @@ def _fast_event(raw: Any) -> Event | None:
         if kind == "comment":
             public, agent = raw.get("public", False), raw.get("by_agent", False)
             if type(public) is bool and type(agent) is bool:
-                return Event(int(at.timestamp()), kind, public=public, by_agent=agent, author=by)
+                return Event(at, kind, public=public, by_agent=agent, author=by)
         elif kind == "status":
             old, new = raw.get("from"), raw.get("to")
             if (old is None or type(old) is str) and (new is None or type(new) is str):
-                return Event(int(at.timestamp()), kind, from_=old, to=new, field="status", author=by)
+                return Event(at, kind, from_=old, to=new, field="status", author=by)
     except (KeyError, TypeError, ValueError):
         return None
     return None
