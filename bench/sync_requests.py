@@ -1,24 +1,27 @@
-"""Requests per pass against a real Redmine: a first pass, a quiet pass, a pass after K changes.
+"""Requests per pass: a first pass, a quiet pass, a pass after K changes.
 
-    python bench/sync_requests.py [--issues 1000] [--changed 10]
+    python bench/sync_requests.py [--tracker redmine|gitlab|jira|all] [--issues 1000] [--changed 10]
 
-Starts a local Redmine (``scripts/redmine_local.py``), creates the issues through the
-API (open, with history stamped over the past days), and runs ``run_pass`` through a
-counting proxy.  Goal: the quiet second pass makes only the list requests (one per
-100 open issues, plus one for the issues updated since the cursor), no per-issue
-request and no write; a pass after K changes adds a constant number per changed issue.
+Against the real Redmine (started with ``scripts/redmine_local.py``, requests
+counted by the proxy in front of it) and the GitLab and Jira fakes (which count
+their own), through the contract harnesses.  The issues are created open, with
+their creation stamped over the past day, and ``run_pass`` runs four times.
+Goal: the quiet second pass makes only the list requests (one per 100 open issues,
+plus the list of issues updated since the cursor), no per-issue request and no
+write; a pass after K changes adds a constant number of requests per changed issue.
 Prints figures; never fails on them.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
@@ -37,46 +40,66 @@ def row(label: str, counts: dict[str, int], seconds: float) -> None:
     print(f"{label:<28} {gets:>6} {writes:>7} {seconds:>9.2f}")
 
 
+def measure_tracker(harness: Any, issues: int, changed: int, tmp: Path) -> None:
+    base = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
+    t0 = time.perf_counter()
+    keys = [
+        harness.create_issue(f"Issue {i}", priority="P3", created_at=base + timedelta(minutes=i))
+        for i in range(issues)
+    ]
+    print(f"\n{harness.kind}: created {len(keys)} issues in {time.perf_counter() - t0:.1f} s")
+    policy = harness.policy(BODY)
+    store = Store(str(tmp / f"{harness.kind}.sqlite"))
+    now = utc_seconds(datetime(2026, 11, 3, 12, 0, tzinfo=UTC))
+    print(f"{'pass':<28} {'GETs':>6} {'writes':>7} {'seconds':>9}")
+
+    def measure(label: str) -> None:
+        harness.reset_requests()
+        start = time.perf_counter()
+        result = run_pass(harness.tracker(policy), policy, store, now, apply=True, run_id=label)
+        row(label, harness.requests(), time.perf_counter() - start)
+        assert not result.errors, result.errors
+
+    measure("first pass")
+    measure("second pass, nothing changed")
+    for key in keys[:changed]:
+        harness.comment(key, "Any news?", by="erin", public=True, at=base + timedelta(hours=20))
+    measure(f"after {changed} issues changed")
+    measure("quiet again")
+    print(f"open issues: {issues}; list pages of 100: {-(-issues // 100)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tracker", choices=["redmine", "gitlab", "jira", "all"], default="all")
     parser.add_argument("--issues", type=int, default=1000)
     parser.add_argument("--changed", type=int, default=10)
     args = parser.parse_args()
+    kinds = ["redmine", "gitlab", "jira"] if args.tracker == "all" else [args.tracker]
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        for kind in kinds:
+            harness, stop = open_harness(kind, tmp)
+            try:
+                harness.reset()
+                measure_tracker(harness, args.issues, args.changed, tmp)
+            finally:
+                harness.close()
+                stop()
+
+
+def open_harness(kind: str, tmp: Path) -> tuple[Any, Callable[[], None]]:
+    if kind == "gitlab":
+        from tests.contract.gitlab_harness import GitLabHarness
+
+        return GitLabHarness(), lambda: None
+    if kind == "jira":
+        from tests.contract.jira_harness import JiraHarness
+
+        return JiraHarness(cloud=True), lambda: None
     rl.ensure_installed()
-    with tempfile.TemporaryDirectory() as tmp:
-        instance = rl.start(Path(tmp) / "redmine")
-        harness = RedmineHarness(instance, rl.setup_fixture(instance))
-        try:
-            base = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
-            t0 = time.perf_counter()
-            keys = [
-                harness.create_issue(f"Issue {i}", priority="P3", created_at=base + timedelta(minutes=i))
-                for i in range(args.issues)
-            ]
-            print(f"created {len(keys)} issues in {time.perf_counter() - t0:.1f} s\n")
-            policy = harness.policy(BODY)
-            store = Store(str(Path(tmp) / "state.sqlite"))
-            now = utc_seconds(datetime(2026, 11, 3, 12, 0, tzinfo=UTC))
-            print(f"{'pass':<28} {'GETs':>6} {'writes':>7} {'seconds':>9}")
-
-            def measure(label: str) -> None:
-                harness.reset_requests()
-                start = time.perf_counter()
-                result = run_pass(harness.tracker(policy), policy, store, now, apply=True, run_id=label)
-                row(label, harness.requests(), time.perf_counter() - start)
-                assert not result.errors, result.errors
-
-            measure("first pass")
-            measure("second pass, nothing changed")
-            for key in keys[: args.changed]:
-                harness.comment(key, "Any news?", by="erin", public=True, at=base + timedelta(hours=20))
-            measure(f"after {args.changed} issues changed")
-            measure("quiet again")
-            print(f"\nopen issues: {args.issues}; list pages of 100: {-(-args.issues // 100)}")
-        finally:
-            harness.close()
-            instance.stop()
-    os.environ.pop("SLA_SYNC_TEST_REDMINE_KEY", None)
+    instance = rl.start(tmp / "redmine")
+    return RedmineHarness(instance, rl.setup_fixture(instance)), instance.stop
 
 
 if __name__ == "__main__":
