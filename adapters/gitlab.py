@@ -87,7 +87,7 @@ from __future__ import annotations
 import itertools
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -391,6 +391,19 @@ class GitLabTracker:
     def _list(self, **filters: Any) -> list[dict[str, Any]]:
         found = self.project.issues.list(order_by="updated_at", sort="asc", iterator=True, per_page=100, **filters)
         return [i.asdict() for i in found]
+
+    def fetch_all(self, since: int | None) -> Iterator[Tracked]:
+        filters: dict[str, Any] = {"state": "all", "order_by": "created_at", "sort": "asc"}
+        if since is not None:
+            filters["created_after"] = iso_utc(since)
+        pages = iter(self._call("listing issues", lambda: self.project.issues.list(iterator=True, per_page=100, **filters)))
+        while True:  # the list pages lazily: each step may be a request
+            found = self._call("listing issues", lambda: next(pages, None))
+            if found is None:
+                return
+            row = found.asdict()
+            if since is None or instant(row["created_at"]) >= since:
+                yield self.mapper.tracked(row, self._events(row))
 
     def fetch(self, since: int | None, cached: Mapping[str, Cached]) -> Fetched:
         rows = self._call("listing open issues", lambda: self._list(state="opened"))

@@ -115,6 +115,9 @@ def open_output(name: str) -> Iterator[IO[bytes]]:
     target = Path(name)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # as an ordinary new file would be, not mkstemp's 0600
     except OSError as exc:
         raise UserError(f"{name}: cannot write there: {exc.strerror}") from None
     try:
@@ -530,6 +533,8 @@ def main() -> None:
         sys.exit(exc.exit_code)
     sys.exit(code if isinstance(code, int) else 0)
 
+
+from . import cli_reports  # noqa: E402,F401  (registers export, report, explain and compare)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -85,6 +85,7 @@ class IssueSla:
     level: str
     metrics: dict[str, SlaState]
     rule: int | None = None
+    timezone: str = "UTC"  # of the calendar the clocks ran on (the revision in force)
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from .model import Change, IssueSla, SlaState, State
 from .policy import Policy, Step
@@ -92,8 +93,7 @@ def _due_date(sla: IssueSla, policy: Policy) -> tuple[str | None, str | None]:
     metric = sla.metrics.get(name)
     if metric is None or metric.due_at is None or metric.state not in (State.RUNNING, State.BREACHED):
         return None, None
-    tz = policy.levels[sla.level].calendar.tz
-    local = datetime.fromtimestamp(metric.due_at, tz)
+    local = datetime.fromtimestamp(metric.due_at, ZoneInfo(sla.timezone))  # the revision's calendar
     return local.date().isoformat(), datetime.fromtimestamp(metric.due_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

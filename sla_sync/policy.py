@@ -18,7 +18,7 @@ import itertools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -201,6 +201,49 @@ class LevelSpec(_Frozen):
     description: str | None = None
 
 
+def parse_effective(text: str) -> int:
+    """``effective_from``: a date (00:00 UTC that day) or an instant with a timezone → epoch seconds."""
+    value = str(text).strip()
+    try:
+        if len(value) == 10:
+            return int(datetime.combine(date.fromisoformat(value), datetime.min.time(), UTC).timestamp())
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a date or an instant: write it like 2027-01-01 or 2027-01-01T00:00:00+01:00"
+        ) from None
+    if moment.tzinfo is None:
+        raise ValueError(f"{text!r} has no timezone: add Z or an offset like +01:00, or write a date")
+    return int(moment.timestamp() // 1)
+
+
+def _check_effective(text: str) -> str:
+    parse_effective(text)
+    return text
+
+
+class LevelChange(_Frozen):
+    """A level as a revision changes it: only the keys written change; ``null``
+    removes a target."""
+
+    calendar: str | None = None
+    first_response: Duration | None = None
+    workaround: Duration | None = None
+    resolution: Duration | None = None
+    description: str | None = None
+
+
+class RevisionSpec(_Frozen):
+    """A dated change of the agreement: from ``effective_from`` on, the levels it
+    names take these values (on top of the revisions before it)."""
+
+    effective_from: Annotated[str, AfterValidator(_check_effective)] = Field(
+        description="a date (00:00 UTC that day) or an ISO instant with a timezone"
+    )
+    levels: dict[str, LevelChange]
+    description: str | None = None
+
+
 RULE_KEYS = ("priority", "type", "status", "labels", "assignee", "project", "milestone")
 
 
@@ -282,6 +325,7 @@ class PolicyFile(_Frozen):
     tracker: TrackerSpec | None = None
     calendars: dict[str, CalendarSpec]
     levels: dict[str, LevelSpec]
+    revisions: tuple[RevisionSpec, ...] = Field((), description="dated changes of the levels, oldest first")
     classify: tuple[RuleSpec, ...]
     clock: ClockSpec = ClockSpec()
     warn_at: Percent = "75%"
@@ -484,6 +528,7 @@ def _semantic_problems(data: dict[str, Any], known_kinds: Sequence[str] | None) 
         defined |= targets
         if not targets:
             out.append((("levels", name), f"level {name!r} sets no target: give it first_response, workaround and/or resolution", True))
+    out += _revision_problems(data, levels, calendars, defined)
     rules = _seq(data.get("classify"))
     catch_all: int | None = None
     for i, rule in enumerate(rules):
@@ -525,6 +570,53 @@ def _semantic_problems(data: dict[str, Any], known_kinds: Sequence[str] | None) 
             out.append((("tracker", "kind"), f"unknown tracker kind {kind!r}: installed adapters are {', '.join(sorted(known_kinds))}", False))
         if not (tracker.get("api_key_env") or tracker.get("api_key_file")):
             out.append((("tracker",), "set api_key_env (an environment variable) or api_key_file: secrets never go in the policy file", True))
+    return out
+
+
+def _revision_problems(
+    data: dict[str, Any], levels: dict[str, Any], calendars: dict[str, Any], defined: set[str]
+) -> list[tuple[Loc, str, bool]]:
+    """Revisions in increasing order, naming known levels and calendars, and
+    leaving every level at least one target.  Adds the metrics that revisions
+    set to ``defined``."""
+    out: list[tuple[Loc, str, bool]] = []
+    current = {name: dict(_mapping(level)) for name, level in levels.items()}
+    previous: tuple[int, str] | None = None
+    for i, rev in enumerate(_seq(data.get("revisions"))):
+        rev = _mapping(rev)
+        here: Loc = ("revisions", i)
+        try:
+            instant = parse_effective(str(rev.get("effective_from")))
+        except ValueError:
+            instant = None  # the schema reports it
+        if instant is not None and previous is not None and instant <= previous[0]:
+            out.append((
+                (*here, "effective_from"),
+                f"revision {i + 1} takes effect at {rev.get('effective_from')}, not after revision {previous[1]}: "
+                "list revisions oldest first, each later than the one before",
+                False,
+            ))
+        if instant is not None:
+            previous = (instant, f"{i + 1} ({rev.get('effective_from')})")
+        changes = _mapping(rev.get("levels"))
+        if isinstance(rev.get("levels"), dict) and not changes:
+            out.append(((*here, "levels"), f"revision {i + 1} changes no level: name at least one", True))
+        for name, change in changes.items():
+            change = _mapping(change)
+            if name not in current:
+                known = ", ".join(levels) or "none"
+                out.append(((*here, "levels", name), f"revision {i + 1} changes level {name!r}, which is not defined (levels: {known}); a revision can only change a level of `levels`", True))
+                continue
+            cal = change.get("calendar")
+            if "calendar" in change and not isinstance(cal, str):
+                out.append(((*here, "levels", name, "calendar"), f"revision {i + 1}: a level always has a calendar: name one or leave the key out", False))
+            elif isinstance(cal, str) and cal not in calendars:
+                out.append(((*here, "levels", name, "calendar"), f"revision {i + 1} gives level {name!r} calendar {cal!r}, which is not defined (calendars: {', '.join(calendars) or 'none'})", False))
+            current[name] = {**current[name], **change}
+            targets = {m for m in METRICS if current[name].get(m)}
+            defined |= targets
+            if not targets:
+                out.append(((*here, "levels", name), f"revision {i + 1} leaves level {name!r} with no target", True))
     return out
 
 
@@ -608,6 +700,16 @@ class Step:
     spec: StepSpec
 
 
+@dataclass(frozen=True)
+class Revision:
+    """A compiled revision: every level as in force from ``effective_from`` on."""
+
+    number: int  # 1-based, in the order of the file
+    effective_from: int
+    levels: dict[str, Level]
+    description: str | None = None
+
+
 Predicate = Callable[[Issue], bool]
 
 
@@ -659,10 +761,27 @@ class Policy:
     workaround_labels: frozenset[str]
     warn_share: float
     calendars: dict[str, Calendar] = field(repr=False)
+    revisions: tuple[Revision, ...] = ()
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+    def revision_at(self, instant: int) -> Revision | None:
+        """The revision in force at ``instant``; ``None`` before the first one
+        (the levels as written under ``levels``)."""
+        for revision in reversed(self.revisions):  # a handful at most, in increasing order
+            if revision.effective_from <= instant:
+                return revision
+        return None
+
+    def level_at(self, name: str, created_at: int) -> Level:
+        """Level ``name`` as in force at ``created_at``: an issue is held to the
+        revision in force when it was created."""
+        if not self.revisions:
+            return self.levels[name]
+        revision = self.revision_at(created_at)
+        return revision.levels[name] if revision is not None else self.levels[name]
 
     def classify(self, issue: Issue) -> Rule:
         """The first rule that holds for the issue's current values."""
@@ -684,6 +803,7 @@ def compile_policy(spec: PolicyFile, source: str = "<policy>") -> Policy:
         )
         for name, lv in spec.levels.items()
     }
+    revisions = _compile_revisions(spec, calendars, levels)
     steps = []
     for i, step in enumerate(spec.escalate):
         metric, cond = step.when.split(None, 1)
@@ -701,7 +821,33 @@ def compile_policy(spec: PolicyFile, source: str = "<policy>") -> Policy:
         workaround_labels=frozenset(spec.clock.workaround_labels),
         warn_share=parse_percent(spec.warn_at),
         calendars=calendars,
+        revisions=revisions,
     )
+
+
+def _compile_level(name: str, values: Mapping[str, Any], calendars: Mapping[str, Calendar]) -> Level:
+    return Level(
+        name,
+        values["calendar"],
+        calendars[values["calendar"]],
+        {m: parse_duration(values[m]) for m in METRICS if values.get(m)},
+    )
+
+
+def _compile_revisions(
+    spec: PolicyFile, calendars: Mapping[str, Calendar], base: Mapping[str, Level]
+) -> tuple[Revision, ...]:
+    """Each revision's full levels: the ones before it, with its changes on top.
+    Unchanged levels are shared (the same ``Level`` object) across revisions."""
+    current: dict[str, dict[str, Any]] = {name: lv.model_dump() for name, lv in spec.levels.items()}
+    levels: dict[str, Level] = dict(base)
+    out = []
+    for i, rev in enumerate(spec.revisions):
+        for name, change in rev.levels.items():
+            current[name] = {**current[name], **{k: getattr(change, k) for k in change.model_fields_set}}
+            levels[name] = _compile_level(name, current[name], calendars)
+        out.append(Revision(i + 1, parse_effective(rev.effective_from), dict(levels), rev.description))
+    return tuple(out)
 
 
 def classify(issue: Issue, policy: Policy) -> str:

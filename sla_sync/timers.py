@@ -175,12 +175,15 @@ def metric_state(
 
 
 def evaluate(issue: Issue, policy: Policy, now: int) -> IssueSla:
-    """Classify an issue and run each clock of its level up to ``now``."""
+    """Classify an issue and run each clock of its level up to ``now``; the level's
+    targets and calendar are those of the policy revision in force when the issue
+    was created (``revisions:``), or the levels as written."""
     rule = policy.classify(issue)
-    level = policy.levels[rule.level]
+    level = policy.level_at(rule.level, issue.created_at)  # the revision in force at creation
     timeline = build_timeline(issue, policy, now)
     metrics = {
         metric: metric_state(metric, target, timeline, policy, level.calendar, now)
         for metric, target in level.targets.items()
     }
-    return IssueSla(key=issue.key, level=level.name, metrics=metrics, rule=rule.number)
+    return IssueSla(key=issue.key, level=level.name, metrics=metrics, rule=rule.number,
+                    timezone=level.calendar.tz.key)
