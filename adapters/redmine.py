@@ -87,6 +87,8 @@ class RetryingEngine(SyncEngine):  # type: ignore[misc]
             return self.process_response(response)
         except rex.JSONDecodeError:  # a garbled answer: worth another try (writes are checked)
             raise Retryable(f"a malformed answer from {url.split('?')[0]}") from None
+        except (KeyError, TypeError, ValueError):  # an error body not shaped like Redmine's (a proxy's)
+            raise rex.UnknownError(response.status_code) from None
 
     def request(self, method: str, url: str, headers: Any = None, params: Any = None, data: Any = None) -> Any:
         if method.lower() != "get":

@@ -210,3 +210,18 @@ def test_a_lost_answer_to_the_escalation_write_never_duplicates_the_note(harness
     assert harness.notes(key) == [(BREACH_NOTE, True)]
     assert harness.observe(key).labels >= {"sla:escalated-2"}
     assert len(first.errors) + len(second.errors) <= 1
+
+
+def test_an_error_on_one_issue_does_not_stop_the_others(harness: Any, state_url: str) -> None:
+    store = Store(state_url)
+    first = harness.create_issue("Typo one", priority="P3", created_at=at("2026-11-02T08:00:00"))
+    second = harness.create_issue("Typo two", priority="P3", created_at=at("2026-11-02T08:05:00"))
+    harness.fail_next(422, method="PUT")  # the first write is refused for good (not retried)
+    result = one_pass(harness, store, "2026-11-02T10:00:00")
+    assert len(result.errors) == 1 and result.exit_code == 1
+    assert harness.kind in result.errors[0].lower()
+    labelled = [k for k in (first, second) if harness.observe(k).labels]
+    assert len(labelled) == 1  # the other issue was written all the same
+    again = one_pass(harness, store, "2026-11-02T10:05:00")
+    assert again.errors == []
+    assert harness.observe(first).labels == harness.observe(second).labels == {"sla:P3"}
