@@ -1,6 +1,6 @@
 """GitLab, through python-gitlab.
 
-Reading: every open issue of the project, plus every issue updated since the
+Reading: every open issue of the project, plus every closed issue updated since the
 cursor minus the overlap window (``updated_after`` is inclusive), each once, in
 pages of 100 (``order_by=updated_at, sort=asc``).  The history is read only for
 issues whose ``updated_at`` differs from the state store's copy: three lists per
@@ -409,7 +409,8 @@ class GitLabTracker:
         rows = self._call("listing open issues", lambda: self._list(state="opened"))
         if since is not None:
             start = iso_utc(since - self.overlap)
-            rows += self._call("listing updated issues", lambda: self._list(updated_after=start))
+            # the open ones are all in the first list: only closed issues updated since the cursor
+            rows += self._call("listing closed issues", lambda: self._list(state="closed", updated_after=start))
         return assemble(
             rows, since, cached,
             identify=lambda r: (str(r["iid"]), str(r["updated_at"]), instant(r["updated_at"])),

@@ -1,6 +1,6 @@
 """Redmine, through python-redmine.
 
-Reading: every open issue of the project, plus every issue updated since the
+Reading: every open issue of the project, plus every closed issue updated since the
 cursor (minus the overlap window), each once; one request per 100 issues.
 Journals (``include=journals``) are fetched only for issues whose ``updated_on``
 differs from the state store's copy.  Journals map to neutral events: status and
@@ -164,7 +164,8 @@ class RedmineTracker:
         rows = self._call("listing open issues", lambda: self._list(status_id="open"))
         if since is not None:
             start = iso_utc(since - self.overlap)
-            rows += self._call("listing updated issues", lambda: self._list(status_id="*", updated_on=f">={start}"))
+            # the open ones are all in the first list: only closed issues updated since the cursor
+            rows += self._call("listing closed issues", lambda: self._list(status_id="closed", updated_on=f">={start}"))
         self._rows = {}
 
         def track(row: dict[str, Any], events: tuple[Event, ...]) -> Tracked:
