@@ -537,4 +537,8 @@ def main() -> None:
 from . import cli_reports  # noqa: E402,F401  (registers export, report, explain and compare)
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    # `python -m sla_sync.cli` runs this file as __main__; the commands of
+    # cli_reports register on the module proper, so run that one.
+    from sla_sync.cli import main as installed_main
+
+    installed_main()

@@ -19,8 +19,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
-from types import ModuleType
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -30,6 +29,9 @@ from rich.table import Table
 
 from .adapters.base import Tracked, Tracker
 from .calendar import iso_utc
+
+# cli.py imports this module at its end, once every name imported here is defined there.
+from .cli import InputError, NowOpt, app, err, open_input, open_output, open_tracker, parse_now, read_policy
 from .compare import CompareBuilder, Comparison, comparison_to_json
 from .errors import TrackerError, UserError
 from .explain import compact, explanation_lines, explanation_to_json
@@ -40,28 +42,6 @@ from .neutral import LineError, dump_line, issue_to_json, read_issues
 from .policy import Policy, format_duration
 from .report import GROUP_BY, TOTAL, Period, Report, ReportBuilder, report_to_json, report_to_rows
 from .timers import evaluate as evaluate_issue
-
-
-def _cli_module() -> ModuleType:
-    """The module whose ``app`` runs.  ``python -m sla_sync.cli`` runs cli.py as
-    ``__main__``; importing ``sla_sync.cli`` from here would then load a second copy
-    whose ``app`` never runs, so the commands register on the running one."""
-    main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    if main is not None and getattr(spec, "name", None) == "sla_sync.cli":
-        return main
-    return sys.modules["sla_sync.cli"]
-
-
-if TYPE_CHECKING:
-    from .cli import InputError, NowOpt, err, open_input, open_output, open_tracker, parse_now, read_policy
-
-    app: typer.Typer  # declared: mypy cannot infer it across the import cycle with cli.py
-else:
-    _cli = _cli_module()
-    InputError, NowOpt, app, err = _cli.InputError, _cli.NowOpt, _cli.app, _cli.err
-    open_input, open_output, open_tracker = _cli.open_input, _cli.open_output, _cli.open_tracker
-    parse_now, read_policy = _cli.parse_now, _cli.read_policy
 
 REPORT_FORMATS = ("table", "csv", "json", "html")
 
