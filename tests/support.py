@@ -116,3 +116,25 @@ def run_cli(*args: str, stdin: bytes | None = None, cwd: str | None = None) -> s
         cwd=cwd,
         check=False,
     )
+
+
+def expected_metric(
+    state: str,
+    target: int,
+    elapsed: int,
+    due: str | None = None,
+    breached: str | None = None,
+    stopped: str | None = None,
+    at_risk: bool = False,
+) -> dict[str, Any]:
+    """One metric as ``sla-sync evaluate`` writes it (``remaining_s`` follows)."""
+    return {
+        "state": state,
+        "at_risk": at_risk,
+        "target_s": target,
+        "elapsed_s": elapsed,
+        "remaining_s": target - elapsed,
+        "due_at": due,
+        "breached_at": breached,
+        "stopped_at": stopped,
+    }

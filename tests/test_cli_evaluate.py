@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from tests.support import comment, issue_json, run_cli, status
+from tests.support import expected_metric as metric
 
 POLICY = """\
 name: cli-test
@@ -57,25 +58,6 @@ ISSUES = [
 ]
 
 
-def metric(
-    state: str,
-    target: int,
-    elapsed: int,
-    due: str | None = None,
-    breached: str | None = None,
-    stopped: str | None = None,
-    at_risk: bool = False,
-) -> dict[str, Any]:
-    return {
-        "state": state,
-        "at_risk": at_risk,
-        "target_s": target,
-        "elapsed_s": elapsed,
-        "remaining_s": target - elapsed,
-        "due_at": due,
-        "breached_at": breached,
-        "stopped_at": stopped,
-    }
 
 
 EXPECTED = [

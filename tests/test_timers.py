@@ -18,6 +18,7 @@ from sla_sync.neutral import issue_from_json
 from sla_sync.policy import parse_policy
 from sla_sync.timers import evaluate
 from tests.support import comment, field_change, iso, issue_json, label, status, ts
+from tests.support import expected_metric as expect
 
 POLICY_TEXT = """\
 name: timers-test
@@ -128,26 +129,6 @@ def state(sla: IssueSla, metric: str) -> dict[str, Any]:
     }
 
 
-def expect(
-    state_: str,
-    target: int,
-    elapsed: int,
-    *,
-    at_risk: bool = False,
-    due: str | None = None,
-    breached: str | None = None,
-    stopped: str | None = None,
-) -> dict[str, Any]:
-    return {
-        "state": state_,
-        "at_risk": at_risk,
-        "target_s": target,
-        "elapsed_s": elapsed,
-        "remaining_s": target - elapsed,
-        "due_at": due,
-        "breached_at": breached,
-        "stopped_at": stopped,
-    }
 
 
 H, M = 3600, 60
