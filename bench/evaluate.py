@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -28,6 +27,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
+from measure import peak_of  # noqa: E402
+
 FLOOR = """
 import sys, orjson
 out = sys.stdout.buffer
@@ -35,19 +36,6 @@ for line in open(sys.argv[1], "rb"):
     obj = orjson.loads(line)
     out.write(orjson.dumps({"key": obj["key"], "level": "P3"}) + b"\\n")
 """
-
-
-def peak_of(cmd: list[str]) -> tuple[float, int]:
-    """Like ``run`` but in a wrapper process so each measurement has its own peak."""
-    wrapper = (
-        "import resource, subprocess, sys, time;"
-        "t = time.perf_counter();"
-        "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL);"
-        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
-    )
-    out = subprocess.run([sys.executable, "-c", wrapper, *cmd], check=True, capture_output=True, text=True)
-    wall, peak = out.stdout.split()
-    return float(wall), int(peak)
 
 
 def main() -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -30,21 +29,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
+from measure import peak_of  # noqa: E402
+
 NOW = "2027-12-01T00:00:00Z"
-
-
-def peak_of(cmd: list[str]) -> tuple[float, int]:
-    """Wall seconds and peak RSS (KiB) of ``cmd``, run in a wrapper process so that
-    each measurement has its own peak."""
-    wrapper = (
-        "import resource, subprocess, sys, time;"
-        "t = time.perf_counter();"
-        "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL);"
-        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
-    )
-    out = subprocess.run([sys.executable, "-c", wrapper, *cmd], check=True, capture_output=True, text=True)
-    wall, peak = out.stdout.split()
-    return float(wall), int(peak)
 
 
 def main() -> None:

@@ -13,8 +13,6 @@ them, and stay under 300 MB.  Prints figures; never fails on them.
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,7 +22,9 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts"), str(ROOT / "bench")]
+
+from measure import measure  # noqa: E402
 
 from tests.contract.jira_harness import JiraHarness  # noqa: E402
 
@@ -48,15 +48,6 @@ clock:
   pause_statuses: ["{waiting}"]
   resolved_statuses: ["{resolved}"]
 """
-
-MEASURE = (
-    "import resource, subprocess, sys, time;"
-    "t = time.perf_counter();"
-    "p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True);"
-    "print(p.returncode, time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss);"
-    "print(p.stderr.strip().splitlines()[-1] if p.stderr.strip() else '', file=sys.stderr)"
-)
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -85,14 +76,12 @@ def main() -> None:
             print(f"{'pass':<10} {'GET':>7} {'writes':>7} {'seconds':>8} {'peak MB':>8}")
             for n in range(1 + args.passes):
                 harness.reset_requests()
-                done = subprocess.run([sys.executable, "-c", MEASURE, *cmd], capture_output=True, text=True,
-                                      env=os.environ.copy())
-                code, wall, peak_kib = done.stdout.split()
+                code, wall, peak_kib, last = measure(cmd)
                 counts = harness.requests()
                 writes = sum(v for k, v in counts.items() if k != "GET")
                 label = "first" if n == 0 else f"steady {n}"
-                print(f"{label:<10} {counts.get('GET', 0):>7} {writes:>7} {float(wall):>8.1f} {int(peak_kib) / 1024:>8.0f}"
-                      + ("" if code == "0" else f"  (exit {code}: {done.stderr.strip()})"), flush=True)
+                print(f"{label:<10} {counts.get('GET', 0):>7} {writes:>7} {wall:>8.1f} {peak_kib / 1024:>8.0f}"
+                      + ("" if code == 0 else f"  (exit {code}: {last})"), flush=True)
             print(f"search pages of 100 for {args.issues} open issues: {-(-args.issues // 100)}")
     finally:
         harness.close()
