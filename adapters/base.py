@@ -1,121 +1,32 @@
-"""The one seam between the sync and a tracker: the ``Tracker`` protocol.
+"""The adapters' shared toolkit: retries, fetch assembly, secrets, request counting.
 
-A tracker adapter translates its tracker into neutral ``Issue``s (with the values
-sla-sync manages, as ``Observed``) and applies ``Change``s back.  It owns its
-client library, its retries (tenacity, bounded, with an injectable wait) and its
-error messages.  Adapters are found by ``tracker.kind`` through the entry-point
-group ``sla_sync.adapters``: an entry point names a factory
-``(spec: TrackerSpec, secret: str, options: AdapterOptions) -> Tracker``.
+The ``Tracker`` protocol and the types that cross between the sync and an adapter
+live in ``sla_sync.tracker``; this module is what every adapter builds on:
 
-Errors an adapter raises (all from ``sla_sync.errors``):
-
-- ``AuthError``: the credentials were rejected ("authentication failed for <url>");
-- ``TrackerError``: a request failed for good after the retries, or the tracker
-  answered something unusable; the message names the tracker, the issue if any,
-  and what to do.  An error while fetching aborts the pass before any write.
+- ``Retryable``, ``retry_after`` and ``retrying``: one retry policy (tenacity,
+  bounded, the tracker's ``Retry-After`` honoured, an injectable sleep);
+- ``assemble``: the shared part of every ``fetch`` (de-duplication, cached
+  history, odd rows skipped and counted, the cursor candidate);
+- ``read_secret``: the API key from the environment or a file, never echoed;
+- ``RequestCounter``: requests by method, for tests and benchmarks.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import TypeVar
 
 import requests
 import tenacity
 
 from sla_sync.errors import UserError
-from sla_sync.model import Change, Event, Issue
-from sla_sync.plan import Observed
-from sla_sync.policy import TrackerSpec
-
-
-@dataclass(frozen=True)
-class Tracked:
-    """A fetched issue: the neutral issue, the managed values, and its version.
-
-    ``version`` changes whenever the issue changes on the tracker (Redmine's
-    ``updated_on``); an unchanged version lets the sync reuse cached history.
-    """
-
-    issue: Issue
-    observed: Observed
-    version: str
-    open: bool = True
-
-
-@dataclass(frozen=True)
-class Cached:
-    """What the state store remembers of an issue between passes."""
-
-    version: str
-    issue: Issue
-
-
-@dataclass(frozen=True)
-class Fetched:
-    """The result of one fetch: the issues and the new cursor candidate.
-
-    ``cursor`` is the latest ``updated`` instant seen (epoch seconds); the sync
-    moves its stored cursor there only when every issue was processed.
-    ``refetched`` counts the issues whose history was fetched anew.
-    """
-
-    issues: list[Tracked]
-    cursor: int | None
-    refetched: int = 0
-    problems: list[str] = field(default_factory=list)  # issues skipped: odd data from the tracker
-
-
-@dataclass(frozen=True)
-class AdapterOptions:
-    """Knobs the sync and the tests hand to an adapter."""
-
-    agents_users: tuple[str, ...] = ()
-    agents_groups: tuple[str, ...] = ()
-    sleep: Callable[[float], None] | None = None  # None: time.sleep; tests inject a fake
-    max_wait: float = 60.0  # the longest single back-off wait, in seconds
-
-
-@runtime_checkable
-class Tracker(Protocol):
-    """A tracker as the sync sees it: fetch, apply, and an online check."""
-
-    kind: str
-    url: str
-    directory: dict[str, str]
-    """Names the adapter resolved to tracker ids ("user:alice" → "5"); the sync
-    keeps them in the state store between passes so that steady passes need no
-    look-ups."""
-
-    def fetch(self, since: int | None, cached: Mapping[str, Cached]) -> Fetched:
-        """Every open issue, and every issue updated at or after ``since``
-        (minus the overlap window), each once.  History (events) is fetched only
-        for issues whose version differs from ``cached``; the others reuse it."""
-        ...
-
-    def fetch_all(self, since: int | None) -> Iterator[Tracked]:
-        """Every issue (open or not) created at or after ``since`` (all when
-        ``None``), with its history, lazily: what ``sla-sync export`` streams."""
-        ...
-
-    def refresh(self, keys: Iterable[str]) -> list[Tracked]:
-        """Fetch these issues anew (after writes), with their history."""
-        ...
-
-    def apply(self, key: str, changes: Sequence[Change]) -> None:
-        """Write the changes to one issue.  A step's comment and its marker label
-        are written so that a retry or a crash never writes the comment twice."""
-        ...
-
-    def check(self, spec_labels: Sequence[str], names: Sequence[str]) -> list[str]:
-        """Online check: what an admin must add or fix; empty when all is set."""
-        ...
-
+from sla_sync.model import Event
+from sla_sync.schema import TrackerSpec
+from sla_sync.tracker import Cached, Fetched, Tracked
 
 # -- retries: shared by every adapter --------------------------------------------------
 
@@ -239,9 +150,6 @@ def _odd(exc: BaseException) -> str:
     return f"{exc.__class__.__name__}: {exc}"[:200]
 
 
-TrackerFactory = Callable[[TrackerSpec, str, AdapterOptions], Tracker]
-
-
 def read_secret(spec: TrackerSpec, env: Mapping[str, str]) -> str:
     """The API key from the variable ``api_key_env`` or the file ``api_key_file``.
 
@@ -262,16 +170,6 @@ def read_secret(spec: TrackerSpec, env: Mapping[str, str]) -> str:
             return value
         raise UserError(f"the API key file {path} is empty")
     raise UserError("the policy names no API key: set tracker.api_key_env or tracker.api_key_file")
-
-
-def load_factory(kind: str) -> TrackerFactory:
-    """The adapter factory registered for ``kind`` (entry-point group ``sla_sync.adapters``)."""
-    found = {ep.name: ep for ep in entry_points(group="sla_sync.adapters")}
-    if kind not in found:
-        known = ", ".join(sorted(found)) or "none"
-        raise UserError(f"no adapter for tracker kind {kind!r} (installed: {known}); install its plugin or fix tracker.kind")
-    factory: TrackerFactory = found[kind].load()
-    return factory
 
 
 @dataclass

@@ -99,18 +99,14 @@ from gitlab import exceptions as gex
 
 from sla_sync.calendar import iso_utc
 from sla_sync.errors import AuthError, TrackerError, UserError
-from sla_sync.model import Change, Event, Issue
-from sla_sync.plan import Observed
-from sla_sync.policy import TrackerSpec, parse_duration
+from sla_sync.model import Change, Event, Issue, Observed
+from sla_sync.schema import TrackerSpec
+from sla_sync.tracker import AdapterOptions, Cached, Fetched, Tracked
 
 from .base import (
     RETRY_STATUS,
-    AdapterOptions,
-    Cached,
-    Fetched,
     RequestCounter,
     Retryable,
-    Tracked,
     assemble,
     retry_after,
     retrying,
@@ -343,7 +339,6 @@ class GitLabTracker:
         )
         self.project = self.gl.projects.get(spec.project, lazy=True)
         self.mapper = Mapper(spec.status_labels, spec.priority_labels, spec.project)
-        self.overlap = parse_duration(spec.overlap)
         self.directory: dict[str, str] = {}  # "self" / "user:alice" -> id
         self._agents: frozenset[str] | None = None
         self._agents_known = False
@@ -408,7 +403,7 @@ class GitLabTracker:
     def fetch(self, since: int | None, cached: Mapping[str, Cached]) -> Fetched:
         rows = self._call("listing open issues", lambda: self._list(state="opened"))
         if since is not None:
-            start = iso_utc(since - self.overlap)
+            start = iso_utc(since)
             # the open ones are all in the first list: only closed issues updated since the cursor
             rows += self._call("listing closed issues", lambda: self._list(state="closed", updated_after=start))
         return assemble(

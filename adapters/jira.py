@@ -78,12 +78,12 @@ import requests
 from jira import JIRA, JIRAError
 
 from sla_sync.errors import AuthError, TrackerError, UserError
-from sla_sync.model import Change, Event, Issue
-from sla_sync.plan import Observed
-from sla_sync.policy import TrackerSpec, parse_duration
+from sla_sync.model import Change, Event, Issue, Observed
+from sla_sync.schema import TrackerSpec
+from sla_sync.tracker import AdapterOptions, Cached, Fetched, Tracked
 
 from .base import RETRY_STATUS as BASE_RETRY_STATUS
-from .base import AdapterOptions, Cached, Fetched, RequestCounter, Retryable, Tracked, assemble, retry_after
+from .base import RequestCounter, Retryable, assemble, retry_after
 from .base import retrying as base_retrying
 
 T = TypeVar("T")
@@ -202,7 +202,6 @@ class JiraTracker:
         self.spec = spec
         self.options = options
         self.counter = RequestCounter()
-        self.overlap = parse_duration(spec.overlap)
         self.directory: dict[str, str] = {}  # "user:NAME" -> accountId/username, "self" -> the API user
         self._secret = secret
         self._email = user
@@ -316,7 +315,7 @@ class JiraTracker:
         """The search: open issues, plus those updated since the cursor."""
         where = "statusCategory != Done"
         if since is not None:
-            where = f'({where} OR updated >= "{jql_time(since - self.overlap, self._timezone())}")'
+            where = f'({where} OR updated >= "{jql_time(since, self._timezone())}")'
         return f"project = {jql_string(self.spec.project)} AND {where} ORDER BY updated ASC, key ASC"
 
     def _pages(self, jql: str) -> Iterator[list[dict[str, Any]]]:

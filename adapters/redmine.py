@@ -34,18 +34,14 @@ from redminelib.engines.sync import SyncEngine
 
 from sla_sync.calendar import iso_utc
 from sla_sync.errors import AuthError, TrackerError, UserError
-from sla_sync.model import Change, Event, Issue
-from sla_sync.plan import Observed
-from sla_sync.policy import TrackerSpec, parse_duration
+from sla_sync.model import Change, Event, Issue, Observed
+from sla_sync.schema import TrackerSpec
+from sla_sync.tracker import AdapterOptions, Cached, Fetched, Tracked
 
 from .base import (
     RETRY_STATUS,
-    AdapterOptions,
-    Cached,
-    Fetched,
     RequestCounter,
     Retryable,
-    Tracked,
     assemble,
     retry_after,
     retrying,
@@ -96,6 +92,13 @@ class RetryingEngine(SyncEngine):  # type: ignore[misc]
         return self.retrying()(self.send_once, method, url, headers, params, data)
 
 
+def issue_number(key: str) -> int:
+    """A Redmine issue key is its number; anything else is a ``UserError``."""
+    if not key.strip().isdigit():
+        raise UserError(f"issue {key!r}: not a key of this tracker (Redmine: the issue number)")
+    return int(key)
+
+
 def _instant(text: str) -> int:
     return int(datetime.fromisoformat(text).timestamp())
 
@@ -121,7 +124,6 @@ class RedmineTracker:
             counter=self.counter,
         )
         self.engine: RetryingEngine = self.redmine.engine
-        self.overlap = parse_duration(spec.overlap)
         self.directory: dict[str, str] = {}  # "user:alice"/"group:l2-team"/"self" -> id
         self._statuses: dict[str, str] | None = None
         self._priorities: dict[str, str] | None = None
@@ -163,7 +165,7 @@ class RedmineTracker:
     def fetch(self, since: int | None, cached: Mapping[str, Cached]) -> Fetched:
         rows = self._call("listing open issues", lambda: self._list(status_id="open"))
         if since is not None:
-            start = iso_utc(since - self.overlap)
+            start = iso_utc(since)
             # the open ones are all in the first list: only closed issues updated since the cursor
             rows += self._call("listing closed issues", lambda: self._list(status_id="closed", updated_on=f">={start}"))
         self._rows = {}
@@ -203,8 +205,9 @@ class RedmineTracker:
 
     def _read(self, key: str) -> dict[str, Any]:
         """One issue with its journals."""
+        number = issue_number(key)
         row: dict[str, Any] = self._call(
-            "reading the issue", lambda: self.redmine.issue.get(int(key), include=["journals"]).raw(), key
+            "reading the issue", lambda: self.redmine.issue.get(number, include=["journals"]).raw(), key
         )
         return row
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 DAY = 86_400
@@ -257,3 +258,11 @@ def iso_utc(instant: int | None) -> str | None:
     if instant is None:
         return None
     return datetime.fromtimestamp(instant, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def country_holidays(country: str, subdiv: str | None) -> Any:
+    """The public holidays of a country (and subdivision), from the ``holidays``
+    package; ``NotImplementedError`` for one it does not know."""
+    import holidays  # imported on demand: it is slow to import and often unused
+
+    return holidays.country_holidays(country.upper(), subdiv=subdiv)

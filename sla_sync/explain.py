@@ -21,8 +21,9 @@ from typing import Any
 
 from .calendar import Calendar, iso_utc
 from .model import Issue, SlaState, State
-from .policy import Level, Policy, Revision, _issue_values, format_duration
-from .timers import Timeline, build_timeline, metric_state, running_spans
+from .policy import Level, Policy, Revision, issue_values
+from .timers import Timeline, build_timeline, metric_state, running_spans, stop_of
+from .values import format_duration
 
 RUNNING = "running"
 OFF_HOURS = "outside working hours"
@@ -102,7 +103,7 @@ def check_rules(issue: Issue, policy: Policy) -> tuple[RuleCheck, ...]:
         conditions = tuple(
             Condition(key, tuple(sorted(allowed)), values, not allowed.isdisjoint(values))
             for key, allowed in rule.conditions
-            for values in (_issue_values(issue, key),)
+            for values in (issue_values(issue, key),)
         )
         holds = all(c.holds for c in conditions)
         assert holds == rule.test(issue), "the explanation agrees with the classifier"
@@ -114,14 +115,8 @@ def check_rules(issue: Issue, policy: Policy) -> tuple[RuleCheck, ...]:
 
 def _stop(metric: str, timeline: Timeline) -> tuple[int | None, str | None]:
     """Where a metric's clock stops for good, and why."""
-    if metric == "first_response":
-        stop = timeline.first_response
-        why = "first public reply by an agent"
-    elif metric == "workaround":
-        stop = timeline.first_workaround
-        why = "workaround provided"
-    else:
-        return None, None
+    stop = stop_of(metric, timeline)  # the clocks' own rule
+    why = {"first_response": "first public reply by an agent", "workaround": "workaround provided"}.get(metric)
     if stop is not None and stop == timeline.first_resolution:
         why = "resolved"
     return stop, why

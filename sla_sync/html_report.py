@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from html import escape
 
 from .calendar import iso_utc
-from .policy import format_duration
 from .report import NO_VALUE, SHARE_BINS, WEEK, GroupStats, Report, Series
+from .values import format_duration
 
 PALETTE = ("#2563eb", "#ea580c", "#16a34a", "#9333ea", "#dc2626", "#0891b2", "#ca8a04", "#db2777", "#4b5563")
 METRIC_COLOURS = {"first_response": "#2563eb", "workaround": "#ca8a04", "resolution": "#dc2626"}

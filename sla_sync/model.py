@@ -53,6 +53,25 @@ class Issue:
     events: tuple[Event, ...] = ()
 
 
+@dataclass(frozen=True)
+class Observed:
+    """The tracker's current values of what sla-sync manages on one issue."""
+
+    due_date: str | None = None
+    labels: frozenset[str] = frozenset()
+    assignee: str | None = None
+    due_instant: str | None = None
+
+
+@dataclass(frozen=True)
+class Written:
+    """What sla-sync last wrote to an issue (from the state store)."""
+
+    due_date: str | None = None
+    assignee: str | None = None
+    due_instant: str | None = None
+
+
 class State(StrEnum):
     """The state of one SLA metric."""
 

@@ -21,7 +21,7 @@ EVENT_KINDS = ("comment", "status", "label", "field")
 EARLIEST, LATEST = 0, 7_258_118_400  # 1970-01-01 and 2200-01-01, UTC
 
 
-def parse_instant(value: Any, key: str) -> int:
+def parse_timestamp(value: Any, key: str) -> int:
     """An ISO 8601 instant with a timezone → epoch seconds."""
     if not isinstance(value, str):
         raise ValueError(f"{key}: expected an ISO 8601 timestamp string, got {_kind(value)}")
@@ -69,7 +69,7 @@ def _event(raw: Any, i: int) -> Event:
     kind = raw.get("kind")
     if kind not in EVENT_KINDS:
         raise ValueError(f"{where}kind: {kind!r} is not one of {', '.join(EVENT_KINDS)}")
-    at = parse_instant(raw.get("at"), f"{where}at")
+    at = parse_timestamp(raw.get("at"), f"{where}at")
     if kind == "comment":
         return Event(
             at, kind, public=bool(raw.get("public", False)), by_agent=bool(raw.get("by_agent", False)),
@@ -131,7 +131,7 @@ def issue_from_json(obj: Any) -> Issue:
     updated = obj.get("updated_at")
     return Issue(
         key=str(key),
-        created_at=parse_instant(obj.get("created_at"), "created_at"),
+        created_at=parse_timestamp(obj.get("created_at"), "created_at"),
         status=status,
         title=_opt_str(obj, "title", "") or "",
         priority=_opt_str(obj, "priority", ""),
@@ -141,7 +141,7 @@ def issue_from_json(obj: Any) -> Issue:
         assignee=_opt_str(obj, "assignee", ""),
         milestone=_opt_str(obj, "milestone", ""),
         due_date=_opt_str(obj, "due_date", ""),
-        updated_at=None if updated is None else parse_instant(updated, "updated_at"),
+        updated_at=None if updated is None else parse_timestamp(updated, "updated_at"),
         fields=fields,
         events=tuple(_event(e, i) for i, e in enumerate(events)),
     )

@@ -24,32 +24,12 @@ The rules, as a decision table per managed value:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from .model import Change, IssueSla, SlaState, State
-from .policy import Policy, Step
-
-
-@dataclass(frozen=True)
-class Observed:
-    """The tracker's current values of what sla-sync manages on one issue."""
-
-    due_date: str | None = None
-    labels: frozenset[str] = frozenset()
-    assignee: str | None = None
-    due_instant: str | None = None
-
-
-@dataclass(frozen=True)
-class Written:
-    """What sla-sync last wrote to an issue (from the state store)."""
-
-    due_date: str | None = None
-    assignee: str | None = None
-    due_instant: str | None = None
+from .model import Change, IssueSla, Observed, SlaState, State, Written
+from .policy import Policy, Step, managed_labels, marker
 
 
 @dataclass(frozen=True)
@@ -68,16 +48,6 @@ class IssuePlan:
         return not self.changes
 
 
-def managed_labels(prefix: str, levels: Iterable[str]) -> frozenset[str]:
-    """The labels sla-sync owns outright: one per level, at-risk and breached."""
-    return frozenset({f"{prefix}{lv}" for lv in levels} | {f"{prefix}at-risk", f"{prefix}breached"})
-
-
-def marker(prefix: str, step: int) -> str:
-    """The label that records on the issue that escalation step ``step`` fired."""
-    return f"{prefix}escalated-{step}"
-
-
 def step_due(step: Step, metric: SlaState | None) -> bool:
     """Whether an escalation step's condition holds for its metric now."""
     if metric is None or metric.stopped_at is not None:
@@ -89,8 +59,7 @@ def step_due(step: Step, metric: SlaState | None) -> bool:
 
 def _due_date(sla: IssueSla, policy: Policy) -> tuple[str | None, str | None]:
     """The desired due date and exact instant, or ``None`` to leave them alone."""
-    name = policy.spec.writeback.due_date
-    metric = sla.metrics.get(name)
+    metric = sla.metrics.get(policy.writeback.due_metric)
     if metric is None or metric.due_at is None or metric.state not in (State.RUNNING, State.BREACHED):
         return None, None
     local = datetime.fromtimestamp(metric.due_at, ZoneInfo(sla.timezone))  # the revision's calendar
@@ -108,12 +77,10 @@ def _respect(
     return True, None
 
 
-def plan_issue(
-    sla: IssueSla, observed: Observed, written: Written, policy: Policy, *, due_field: bool = False
-) -> IssuePlan:
+def plan_issue(sla: IssueSla, observed: Observed, written: Written, policy: Policy) -> IssuePlan:
     """The changes that bring one issue to the state the policy asks for."""
-    wb = policy.spec.writeback
-    prefix, override = wb.label_prefix, wb.on_manual_change == "override"
+    wb = policy.writeback
+    prefix, override = wb.label_prefix, wb.override
     changes: list[Change] = []
     kept: list[str] = []
     new_written = written
@@ -124,7 +91,7 @@ def plan_issue(
         changes.append(Change("due_date", value=due))
         new_written = Written(due, new_written.assignee, new_written.due_instant)
     kept += [note] if note else []
-    if due_field:
+    if wb.due_field:
         write, note = _respect("due instant", instant, observed.due_instant, written.due_instant, override)
         if write:
             changes.append(Change("due_instant", value=instant))
@@ -177,3 +144,14 @@ def plan_issue(
         changes.append(Change("remove_labels", values=tuple(remove)))
     changes += step_changes
     return IssuePlan(sla.key, sla.level, tuple(changes), tuple(kept), tuple(fired), new_written)
+
+
+def describe_change(change: Change) -> str:
+    """One change in words, as the plan table and the log lines show it."""
+    step = f" (step {change.step})" if change.step else ""
+    if change.kind == "comment":
+        where = "private" if change.private else "public"
+        return f"{where} note{step}: {change.value}"
+    if change.values:
+        return f"{change.kind.replace('_', ' ')}{step}: {', '.join(change.values)}"
+    return f"{change.kind.replace('_', ' ')}{step}: {change.value}"

@@ -352,8 +352,8 @@ class ReportBuilder:
         self._groups: dict[str, _GroupAcc] = {}
         self._total = _GroupAcc(self.metrics)
         self._unmapped: Counter[str] = Counter()
-        self._csat_field = policy.spec.report.csat_field
-        self._csat_values = policy.spec.report.csat_values
+        self._csat_field = policy.csat.field_name
+        self._csat_values = policy.csat.values
         self._series = _SeriesAcc(policy, self.metrics) if series else None
 
     def add(self, issue: Issue, sla: IssueSla) -> bool:

@@ -25,7 +25,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,9 +51,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from .errors import LockedError, UserError
-from .model import Issue
+from .model import Issue, Written
 from .neutral import issue_from_json, issue_to_json
-from .plan import Written
 
 metadata = MetaData()
 
@@ -248,32 +247,18 @@ class Store:
 
     def remember(self, policy: str, items: Iterable[tuple[str, Issue, Written]]) -> None:
         """Store issues (version, history) and what sla-sync last wrote to them."""
-        rows = [
-            {"policy": policy, "key": i.key, "version": v, "issue": orjson.dumps(issue_to_json(i)).decode(),
-             "due_date": w.due_date, "due_instant": w.due_instant, "assignee": w.assignee}
-            for v, i, w in items
-        ]
-        if not rows:
-            return
-        with self.engine.begin() as conn:
-            keys = [r["key"] for r in rows]
-            for chunk in range(0, len(keys), 500):
-                conn.execute(delete(issues).where(issues.c.policy == policy, issues.c.key.in_(keys[chunk:chunk + 500])))
-            conn.execute(insert(issues), rows)
+        rows = _issue_rows(policy, items)
+        if rows:
+            with self.engine.begin() as conn:
+                _remember(conn, policy, rows)
 
     def set_written(self, policy: str, key: str, written: Written) -> None:
         with self.engine.begin() as conn:
-            conn.execute(
-                update(issues)
-                .where(issues.c.policy == policy, issues.c.key == key)
-                .values(due_date=written.due_date, due_instant=written.due_instant, assignee=written.assignee)
-            )
+            _set_written(conn, policy, key, written)
 
     def record_fired(self, policy: str, key: str, steps: Iterable[int], at: int) -> None:
         with self.engine.begin() as conn:
-            for step in steps:
-                conn.execute(delete(fired).where(fired.c.policy == policy, fired.c.key == key, fired.c.step == step))
-                conn.execute(insert(fired).values(policy=policy, key=key, step=step, fired_at=at))
+            _record_fired(conn, policy, key, list(steps), at)
 
     def set_cursor(self, policy: str, cursor: int | None) -> None:
         with self.engine.begin() as conn:
@@ -285,10 +270,7 @@ class Store:
 
     def finish_run(self, run_id: str, at: int, status: str, counts: dict[str, Any], errors: list[str]) -> None:
         with self.engine.begin() as conn:
-            conn.execute(
-                update(runs).where(runs.c.run_id == run_id)
-                .values(finished_at=at, status=status, counts=json.dumps(counts), errors=json.dumps(errors))
-            )
+            _finish_run(conn, run_id, at, status, counts, errors)
 
     def directory(self, policy: str) -> dict[str, str]:
         """The tracker ids the adapter resolved (login or group name → id)."""
@@ -299,12 +281,99 @@ class Store:
         if directory == self.directory(policy):
             return
         with self.engine.begin() as conn:
-            conn.execute(delete(names).where(names.c.policy == policy))
-            if directory:
-                conn.execute(insert(names), [{"policy": policy, "name": k, "value": v} for k, v in directory.items()])
+            _save_directory(conn, policy, directory)
+
+    @contextmanager
+    def pass_writes(self, policy: str) -> Iterator[PassWrites]:
+        """Buffer a pass's writes and commit them in one transaction when the
+        block ends, well or not (an exception still records what was done)."""
+        writes = PassWrites(self, policy)
+        try:
+            yield writes
+        finally:
+            writes.commit()
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+class PassWrites:
+    """A pass's store writes, in order, committed together by ``Store.pass_writes``."""
+
+    def __init__(self, store: Store, policy: str) -> None:
+        self.store, self.policy = store, policy
+        self._ops: list[Callable[[Connection], None]] = []
+
+    def remember(self, items: Iterable[tuple[str, Issue, Written]]) -> None:
+        rows = _issue_rows(self.policy, items)
+        if rows:
+            self._ops.append(lambda conn: _remember(conn, self.policy, rows))
+
+    def set_written(self, key: str, written: Written) -> None:
+        self._ops.append(lambda conn: _set_written(conn, self.policy, key, written))
+
+    def record_fired(self, key: str, steps: Iterable[int], at: int) -> None:
+        numbers = list(steps)
+        self._ops.append(lambda conn: _record_fired(conn, self.policy, key, numbers, at))
+
+    def set_cursor(self, cursor: int | None) -> None:
+        self._ops.append(lambda conn: _upsert_cursor(conn, self.policy, cursor))
+
+    def save_directory(self, directory: dict[str, str]) -> None:
+        if directory != self.store.directory(self.policy):
+            self._ops.append(lambda conn: _save_directory(conn, self.policy, directory))
+
+    def finish_run(self, run_id: str, at: int, status: str, counts: dict[str, Any], errors: list[str]) -> None:
+        self._ops.append(lambda conn: _finish_run(conn, run_id, at, status, counts, errors))
+
+    def commit(self) -> None:
+        ops, self._ops = self._ops, []
+        if ops:
+            with self.store.engine.begin() as conn:
+                for op in ops:
+                    op(conn)
+
+
+def _issue_rows(policy: str, items: Iterable[tuple[str, Issue, Written]]) -> list[dict[str, Any]]:
+    return [
+        {"policy": policy, "key": i.key, "version": v, "issue": orjson.dumps(issue_to_json(i)).decode(),
+         "due_date": w.due_date, "due_instant": w.due_instant, "assignee": w.assignee}
+        for v, i, w in items
+    ]
+
+
+def _remember(conn: Connection, policy: str, rows: list[dict[str, Any]]) -> None:
+    keys = [r["key"] for r in rows]
+    for chunk in range(0, len(keys), 500):
+        conn.execute(delete(issues).where(issues.c.policy == policy, issues.c.key.in_(keys[chunk:chunk + 500])))
+    conn.execute(insert(issues), rows)
+
+
+def _set_written(conn: Connection, policy: str, key: str, written: Written) -> None:
+    conn.execute(
+        update(issues)
+        .where(issues.c.policy == policy, issues.c.key == key)
+        .values(due_date=written.due_date, due_instant=written.due_instant, assignee=written.assignee)
+    )
+
+
+def _record_fired(conn: Connection, policy: str, key: str, steps: list[int], at: int) -> None:
+    for step in steps:
+        conn.execute(delete(fired).where(fired.c.policy == policy, fired.c.key == key, fired.c.step == step))
+        conn.execute(insert(fired).values(policy=policy, key=key, step=step, fired_at=at))
+
+
+def _finish_run(conn: Connection, run_id: str, at: int, status: str, counts: dict[str, Any], errors: list[str]) -> None:
+    conn.execute(
+        update(runs).where(runs.c.run_id == run_id)
+        .values(finished_at=at, status=status, counts=json.dumps(counts), errors=json.dumps(errors))
+    )
+
+
+def _save_directory(conn: Connection, policy: str, directory: dict[str, str]) -> None:
+    conn.execute(delete(names).where(names.c.policy == policy))
+    if directory:
+        conn.execute(insert(names), [{"policy": policy, "name": k, "value": v} for k, v in directory.items()])
 
 
 def _upsert_cursor(conn: Connection, policy: str, cursor: int | None) -> None:

@@ -1,10 +1,16 @@
 """One pass: fetch → evaluate → plan → apply → record.
 
 ``run_pass`` is the whole sync.  With ``apply=False`` it is ``plan``: the same
-changes, computed the same way, nothing written anywhere (tracker or store).  With
-``apply=True`` it holds the policy's lock, applies each issue's changes, records
-what it wrote, refreshes the written issues' versions so the next pass needs no
-per-issue request, and moves the cursor only past issues that were processed.
+changes, computed the same way by the same ``fetch_and_plan``, nothing written
+anywhere (tracker or store).  With ``apply=True`` it holds the policy's lock,
+applies each issue's changes, records what it wrote, refreshes the written issues'
+versions so the next pass needs no per-issue request, and moves the cursor only
+past issues that were processed (``next_cursor``, the whole cursor rule).
+
+The pass's store writes are buffered and committed in one transaction when the
+pass ends (``Store.pass_writes``), whether it ends well or not; a process killed
+mid-pass loses them, which costs requests, never a duplicate write: the markers
+on the issues say which steps fired.
 
 A failed fetch ends the pass before any write.  An error on one issue is recorded
 and the others go on; the pass then reports a non-zero exit code.
@@ -17,14 +23,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sla_sync.adapters.base import Cached, Tracked, Tracker
-
 from .errors import AuthError, SlaSyncError, TrackerError
-from .model import IssueSla
-from .plan import IssuePlan, Written, plan_issue
-from .policy import Policy, parse_duration
-from .state import Store
+from .model import IssueSla, Written
+from .plan import IssuePlan, plan_issue
+from .policy import Policy
+from .state import PassWrites, Store
 from .timers import evaluate
+from .tracker import Cached, Fetched, Tracked, Tracker
 
 Progress = Callable[[int, int], None]
 
@@ -84,23 +89,45 @@ class PassResult:
         }
 
 
-def _cache_view(store: Store, policy: str) -> tuple[dict[str, Cached], dict[str, Written]]:
-    cached = store.cached(policy)
-    return (
-        {k: Cached(c.version, c.issue) for k, c in cached.items()},
-        {k: c.written for k, c in cached.items()},
-    )
+@dataclass(frozen=True)
+class Planned:
+    """What ``fetch_and_plan`` read and decided: the cursor it started from, the
+    fetch, the cache it used, and what sla-sync had written."""
+
+    cursor: int | None
+    fetched: Fetched
+    cached: dict[str, Cached]
+    written: dict[str, Written]
 
 
 def plan_all(tracked: list[Tracked], written: dict[str, Written], policy: Policy, now: int) -> list[Outcome]:
     """Evaluate and plan every fetched issue (pure)."""
-    due_field = policy.spec.tracker is not None and policy.spec.tracker.due_field is not None
     out = []
     for t in tracked:
         sla = evaluate(t.issue, policy, now)
-        plan = plan_issue(sla, t.observed, written.get(t.issue.key, Written()), policy, due_field=due_field)
+        plan = plan_issue(sla, t.observed, written.get(t.issue.key, Written()), policy)
         out.append(Outcome(t.issue.key, sla, plan))
     return out
+
+
+def fetch_since(cursor: int | None, overlap_s: int) -> int | None:
+    """Where an incremental fetch starts: the cursor minus the overlap window."""
+    return None if cursor is None else cursor - overlap_s
+
+
+def fetch_and_plan(tracker: Tracker, policy: Policy, store: Store, now: int, result: PassResult) -> Planned:
+    """The part ``plan`` and ``run`` share: fetch since the cursor, reuse cached
+    history, evaluate and plan every issue into ``result``."""
+    tracker.directory.update(store.directory(policy.name))
+    cursor = store.cursor(policy.name)
+    remembered = store.cached(policy.name)
+    cached = {k: Cached(c.version, c.issue) for k, c in remembered.items()}
+    written = {k: c.written for k, c in remembered.items()}
+    fetched = tracker.fetch(fetch_since(cursor, policy.overlap_s), cached)
+    result.fetched, result.refetched = len(fetched.issues), fetched.refetched
+    result.errors += fetched.problems
+    result.outcomes = plan_all(fetched.issues, written, policy, now)
+    return Planned(cursor, fetched, cached, written)
 
 
 def run_pass(
@@ -116,27 +143,31 @@ def run_pass(
     clock: Callable[[], float] = time.monotonic,
 ) -> PassResult:
     """One pass; see the module docstring.  ``clock`` measures the pass's duration
-    (a monotonic clock; tests inject one)."""
+    (a monotonic clock; tests inject one): the run journal's ``finished_at`` is
+    ``now`` plus that duration."""
     result = PassResult(run_id, policy.name, "run" if apply else "plan", now)
-    tracker.directory.update(store.directory(policy.name))
     if not apply:
-        cached, written = _cache_view(store, policy.name)
-        fetched = tracker.fetch(store.cursor(policy.name), cached)
-        result.fetched, result.refetched = len(fetched.issues), fetched.refetched
-        result.errors += fetched.problems
-        result.outcomes = plan_all(fetched.issues, written, policy, now)
+        fetch_and_plan(tracker, policy, store, now, result)
         return result
     with store.lock(policy.name):
+        started = clock()
         store.start_run(run_id, policy.name, "run", now)
-        try:
-            _apply_pass(tracker, policy, store, now, result, should_stop, progress, clock)
-        except BaseException as exc:
-            status = "failed" if isinstance(exc, SlaSyncError) else "aborted"
-            store.finish_run(run_id, now, status, result.counts(), [*result.errors, _describe(exc)])
-            raise
-        store.save_directory(policy.name, dict(tracker.directory))
-        store.finish_run(run_id, now, "partial" if result.errors else "ok", result.counts(), result.errors)
+        with store.pass_writes(policy.name) as writes:
+            try:
+                _apply_pass(tracker, policy, store, writes, now, result, should_stop, progress, clock, started)
+            except BaseException as exc:
+                status = "failed" if isinstance(exc, SlaSyncError) else "aborted"
+                writes.finish_run(run_id, _finished(now, clock, started), status, result.counts(),
+                                  [*result.errors, _describe(exc)])
+                raise
+            writes.save_directory(dict(tracker.directory))
+            writes.finish_run(run_id, _finished(now, clock, started), "partial" if result.errors else "ok",
+                              result.counts(), result.errors)
     return result
+
+
+def _finished(now: int, clock: Callable[[], float], started: float) -> int:
+    return now + round(clock() - started)
 
 
 def _describe(exc: BaseException) -> str:
@@ -147,25 +178,21 @@ def _apply_pass(
     tracker: Tracker,
     policy: Policy,
     store: Store,
+    writes: PassWrites,
     now: int,
     result: PassResult,
     should_stop: Callable[[], bool],
     progress: Progress | None,
     clock: Callable[[], float],
+    started: float,
 ) -> None:
-    started = clock()
-    cursor = store.cursor(policy.name)
-    cached, written = _cache_view(store, policy.name)
-    fetched = tracker.fetch(cursor, cached)
-    result.fetched, result.refetched = len(fetched.issues), fetched.refetched
-    result.errors += fetched.problems
+    planned = fetch_and_plan(tracker, policy, store, now, result)
+    fetched, cached, written = planned.fetched, planned.cached, planned.written
     by_key = {t.issue.key: t for t in fetched.issues}
-    store.remember(
-        policy.name,
-        ((t.version, t.issue, written.get(t.issue.key, Written())) for t in fetched.issues
-         if t.issue.key not in cached or cached[t.issue.key].version != t.version),
+    writes.remember(
+        (t.version, t.issue, written.get(t.issue.key, Written())) for t in fetched.issues
+        if t.issue.key not in cached or cached[t.issue.key].version != t.version
     )
-    result.outcomes = plan_all(fetched.issues, written, policy, now)
     failed: list[Tracked] = []
     applied: list[str] = []
     total = len(result.outcomes)
@@ -186,29 +213,16 @@ def _apply_pass(
                 continue
             outcome.applied = True
             applied.append(outcome.key)
-            store.record_fired(policy.name, outcome.key, outcome.plan.fired, now)
+            writes.record_fired(outcome.key, outcome.plan.fired, now)
         if outcome.plan.written != written.get(outcome.key, Written()):
-            store.set_written(policy.name, outcome.key, outcome.plan.written)
+            writes.set_written(outcome.key, outcome.plan.written)
         if progress:
             progress(done, total)
-    latest = _refresh(tracker, store, policy, applied, result) if applied else None
-    # An issue skipped for odd data has no trustworthy update time: the cursor stays.
-    new_cursor = cursor if fetched.problems else _next_cursor(cursor, fetched.cursor, failed)
-    if latest is not None and not failed and not fetched.problems and new_cursor is not None and clock() - started < _overlap(policy):
-        # Our own writes moved these issues' update time; they are processed and
-        # re-read, so the next pass need not list them again.  Safe only while the
-        # pass was shorter than the overlap window, which still covers anything a
-        # person changed during it.
-        new_cursor = max(new_cursor, latest)
-    store.set_cursor(policy.name, new_cursor)
+    latest = _refresh(tracker, writes, applied, result) if applied else None
+    writes.set_cursor(next_cursor(planned.cursor, fetched, failed, latest, clock() - started, policy.overlap_s))
 
 
-def _overlap(policy: Policy) -> int:
-    spec = policy.spec.tracker
-    return parse_duration(spec.overlap) if spec is not None else 0
-
-
-def _refresh(tracker: Tracker, store: Store, policy: Policy, keys: list[str], result: PassResult) -> int | None:
+def _refresh(tracker: Tracker, writes: PassWrites, keys: list[str], result: PassResult) -> int | None:
     """Re-read written issues so the next pass sees their new version as known;
     the latest update time among them."""
     try:
@@ -217,13 +231,39 @@ def _refresh(tracker: Tracker, store: Store, policy: Policy, keys: list[str], re
         result.errors.append(f"re-reading written issues failed: {exc}")
         return None
     written = {o.key: o.plan.written for o in result.outcomes}
-    store.remember(policy.name, ((t.version, t.issue, written.get(t.issue.key, Written())) for t in fresh))
+    writes.remember((t.version, t.issue, written.get(t.issue.key, Written())) for t in fresh)
     stamps = [t.issue.updated_at for t in fresh if t.issue.updated_at is not None]
     return max(stamps) if stamps else None
 
 
-def _next_cursor(old: int | None, seen: int | None, failed: list[Tracked]) -> int | None:
-    """The cursor never moves past an issue that was not processed."""
+def next_cursor(
+    old: int | None,
+    fetched: Fetched,
+    failed: list[Tracked],
+    latest_written: int | None,
+    pass_seconds: float,
+    overlap_s: int,
+) -> int | None:
+    """The cursor after a pass: the whole rule, in one place (pure).
+
+    - An issue skipped for odd data has no trustworthy update time: the cursor stays.
+    - The cursor never moves past an issue that was not processed (a write failed,
+      or the pass stopped early): it stops just before the oldest such issue.
+    - Otherwise it moves to the latest update seen, never backwards.
+    - Our own writes moved the written issues' update time; they are processed
+      and re-read, so the next pass need not list them again: the cursor may move
+      past them too, but only while the pass was shorter than the overlap window,
+      which still covers anything a person changed during it.
+    """
+    if fetched.problems:
+        return old
+    new = _advance(old, fetched.cursor, failed)
+    if latest_written is not None and not failed and new is not None and pass_seconds < overlap_s:
+        new = max(new, latest_written)
+    return new
+
+
+def _advance(old: int | None, seen: int | None, failed: list[Tracked]) -> int | None:
     if seen is None:
         return old
     if not failed:

@@ -111,7 +111,7 @@ def _earliest(*instants: int | None) -> int | None:
 
 def running_spans(metric: str, timeline: Timeline, policy: Policy) -> Iterator[tuple[int, int]]:
     """The stretches in which a metric's clock may run (before the calendar)."""
-    stop = _stop_of(metric, timeline)
+    stop = stop_of(metric, timeline)
     skip = policy.pause | policy.resolved if metric == "resolution" else policy.pause
     for a, b, status in timeline.segments:
         if stop is not None:
@@ -122,7 +122,7 @@ def running_spans(metric: str, timeline: Timeline, policy: Policy) -> Iterator[t
             yield a, b
 
 
-def _stop_of(metric: str, timeline: Timeline) -> int | None:
+def stop_of(metric: str, timeline: Timeline) -> int | None:
     if metric == "first_response":
         return timeline.first_response
     if metric == "workaround":
@@ -147,7 +147,7 @@ def metric_state(
     """One metric's clock at ``now``."""
     spans = list(running_spans(metric, timeline, policy))
     elapsed = sum(calendar.working_seconds(a, b) for a, b in spans)
-    stopped_at = timeline.resolved_since if metric == "resolution" else _stop_of(metric, timeline)
+    stopped_at = timeline.resolved_since if metric == "resolution" else stop_of(metric, timeline)
     breached_at = due_at = None
     at_risk = False
     if elapsed > target:

@@ -111,9 +111,16 @@ def _jira(cloud: bool) -> Any:
     return JiraHarness(cloud=cloud)
 
 
+def _memory() -> Any:
+    from tests.contract.memory_harness import MemoryHarness
+
+    return MemoryHarness()
+
+
 gitlab_harness_session = _session_harness(_gitlab)
 jira_harness_session = _session_harness(lambda: _jira(True))
 jira_dc_harness_session = _session_harness(lambda: _jira(False))
+memory_harness_session = _session_harness(_memory)
 
 
 @pytest.fixture
@@ -135,6 +142,13 @@ def jira_dc(jira_dc_harness_session: Any) -> Any:
     """The Jira Data Center fake's harness, emptied."""
     jira_dc_harness_session.reset()
     return jira_dc_harness_session
+
+
+@pytest.fixture
+def memory(memory_harness_session: Any) -> Any:
+    """The in-memory tracker's harness, emptied."""
+    memory_harness_session.reset()
+    return memory_harness_session
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sla_sync.calendar import Calendar
-from sla_sync.policy import CalendarSpec, build_calendar
+from sla_sync.policy import build_calendar
+from sla_sync.schema import CalendarSpec
 
 DAY = 86_400
 HOUR = 3_600

@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 
 from sla_sync.neutral import issue_from_json
-from sla_sync.policy import PolicyError, json_schema, parse_effective, parse_policy
+from sla_sync.policy import PolicyError, parse_policy
+from sla_sync.schema import json_schema
 from sla_sync.timers import evaluate
+from sla_sync.values import parse_instant
 from tests.support import iso, issue_json, run_cli, ts
 
 HEAD = """\
@@ -122,7 +124,7 @@ def test_a_policy_without_revisions_uses_its_levels() -> None:
     ],
 )
 def test_effective_from_is_a_date_at_midnight_utc_or_an_instant(text: str, instant: str) -> None:
-    assert parse_effective(text) == ts(instant)
+    assert parse_instant(text) == ts(instant)
 
 
 def test_the_schema_documents_revisions() -> None:

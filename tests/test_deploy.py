@@ -286,7 +286,7 @@ def test_every_file_the_dockerfile_copies_is_in_the_build_context() -> None:
         (("COPY pyproject.toml", "COPY LICENSE pyproject.toml"), None, "LICENSE does not exist"),
         (("--from=builder", "--from=runtime"), None, "--from=runtime is not an earlier stage"),
         (None, ("!README.md", "!READ.md"), "README.md is left out"),
-        (None, ("**/*.sqlite", "**/*.sqlite\nsla_sync/cli.py"), "sla_sync/cli.py is left out"),
+        (None, ("**/*.sqlite", "**/*.sqlite\nsla_sync/cli/main.py"), "sla_sync/cli/main.py is left out"),
         (None, ("!adapters", "!adapters\nadapters"), "adapters/ is left out"),
     ],
 )

@@ -18,15 +18,16 @@ from typing import Any
 
 import pytest
 import requests
-from sla_sync.adapters.base import AdapterOptions, Cached
 from sla_sync.adapters.gitlab import GitLabTracker, Mapper, create, retry_after
 from support import ts
 
 from sla_sync.errors import AuthError, TrackerError, UserError
 from sla_sync.model import Change, Event
-from sla_sync.policy import Policy, TrackerSpec, parse_policy
+from sla_sync.policy import Policy, parse_policy
+from sla_sync.schema import TrackerSpec
 from sla_sync.state import Store
 from sla_sync.sync import PassResult, run_pass
+from sla_sync.tracker import AdapterOptions, Cached
 from tests.fakes.gitlab_fake import DEVELOPER, GUEST, MAINTAINER, GitLabFake
 
 PROJECT = "platform/incidents"
@@ -176,7 +177,7 @@ def test_the_fetch_reads_open_and_recently_updated_issues_once_and_history_only_
     cached = {t.issue.key: Cached(t.version, t.issue) for t in first.issues}
     fake.reset_counts()
 
-    since = ts("2026-11-02T09:02:00Z")  # minus the 5m overlap: updated_after 08:57
+    since = ts("2026-11-02T08:57:00Z")  # a cursor of 09:02 minus the 5m overlap (the sync takes it off)
     second = make(fake).fetch(since, cached)
 
     assert sorted(t.issue.key for t in second.issues) == sorted([str(a), str(b)])
@@ -185,7 +186,7 @@ def test_the_fetch_reads_open_and_recently_updated_issues_once_and_history_only_
     assert second.refetched == 1  # a's version is unchanged: its history comes from the cache
     assert count(fake, "GET", ONE + "/resource_label_events") == 1
     assert count(fake, "GET", ISSUES) == 2  # the open list and the updated list
-    assert second.cursor == since  # nothing newer than the old cursor
+    assert second.cursor == ts("2026-11-02T08:58:00Z")  # the latest update seen (the sync keeps a later cursor)
 
 
 def test_long_lists_are_read_page_by_page(fake: GitLabFake) -> None:

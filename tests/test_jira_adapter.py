@@ -15,14 +15,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sla_sync.adapters.base import AdapterOptions, Cached
 from sla_sync.adapters.jira import JiraTracker, create, jql_time
 
 from sla_sync.errors import AuthError, TrackerError, UserError
 from sla_sync.model import Change, Event
-from sla_sync.policy import Policy, TrackerSpec, parse_policy
+from sla_sync.policy import Policy, parse_policy
+from sla_sync.schema import TrackerSpec
 from sla_sync.state import Store
 from sla_sync.sync import run_pass
+from sla_sync.tracker import AdapterOptions, Cached
 from tests.fakes.http import Fault
 from tests.fakes.jira_fake import JiraFake
 
@@ -133,7 +134,7 @@ def test_the_cursor_is_written_in_the_api_users_timezone(zone: str, expected: st
         fake.create_issue("SD", "closed before the window", created=at("2026-11-02T14:00:00"), by="erin", status="Done")
         inside = fake.create_issue("SD", "closed in the window", created=at("2026-11-02T14:00:00"), by="erin")
         fake.transition(inside, "Done", at=at("2026-11-02T15:03:00"), by="alice")
-        since = ts("2026-11-02T15:07:30")  # minus the 5m overlap: 15:02:30 UTC
+        since = ts("2026-11-02T15:02:30")  # a cursor of 15:07:30 minus the 5m overlap (the sync takes it off)
 
         fetched = tracker(fake).fetch(since, {})
 

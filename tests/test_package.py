@@ -20,6 +20,8 @@ def test_a_built_wheel_contains_the_adapters_and_registers_them(tmp_path: Path) 
     names = set(zipfile.ZipFile(wheel).namelist())
     for module in ("base", "redmine", "gitlab", "jira"):
         assert f"sla_sync/adapters/{module}.py" in names
+    for module in ("__init__", "__main__", "app", "main", "sync_commands", "reading", "render"):
+        assert f"sla_sync/cli/{module}.py" in names
     assert "sla_sync/py.typed" in names
     assert not any(n.startswith("adapters/") for n in names)  # no top-level `adapters` package
     [entry_points] = [n for n in names if n.endswith(".dist-info/entry_points.txt")]

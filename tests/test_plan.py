@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sla_sync.model import Change, IssueSla, SlaState, State
-from sla_sync.plan import Observed, Written, plan_issue
+from sla_sync.model import Change, IssueSla, Observed, SlaState, State, Written
+from sla_sync.plan import plan_issue
 from sla_sync.policy import parse_policy
 
 POLICY_TEXT = """

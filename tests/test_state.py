@@ -9,8 +9,7 @@ import textwrap
 import pytest
 
 from sla_sync.errors import LockedError
-from sla_sync.model import Event, Issue
-from sla_sync.plan import Written
+from sla_sync.model import Event, Issue, Written
 from sla_sync.state import Store
 
 ISSUE = Issue(

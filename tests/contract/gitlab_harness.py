@@ -23,11 +23,9 @@ import re
 from collections.abc import Callable
 from datetime import date, datetime
 
-from sla_sync.adapters.base import AdapterOptions, Tracker
-from sla_sync.adapters.gitlab import create
-
-from sla_sync.plan import Observed
+from sla_sync.model import Observed
 from sla_sync.policy import Policy, parse_policy
+from sla_sync.tracker import Tracker, open_tracker
 from tests.contract.harness import fill
 from tests.fakes.chaos import Chaos
 from tests.fakes.gitlab_fake import DEVELOPER, GUEST, MAINTAINER, GitLabFake
@@ -84,15 +82,7 @@ class GitLabHarness:
         return parse_policy(head + fill(body, NAMES), "<contract-gitlab>")
 
     def tracker(self, policy: Policy, sleep: Callable[[float], None] | None = None) -> Tracker:
-        spec = policy.spec.tracker
-        assert spec is not None
-        agents = spec.agents
-        options = AdapterOptions(
-            agents_users=tuple(agents.users) if agents else (),
-            agents_groups=tuple(agents.groups) if agents else (),
-            sleep=sleep if sleep is not None else (lambda _s: None),
-        )
-        return create(spec, os.environ[TOKEN_ENV], options)
+        return open_tracker(policy, os.environ, sleep=sleep if sleep is not None else (lambda _s: None))
 
     def _seen(self, at: datetime) -> None:
         """The fake's clock (for the adapter's writes) follows the seeded history."""

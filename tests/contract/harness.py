@@ -16,10 +16,9 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Protocol
 
-from sla_sync.adapters.base import Tracker
-
-from sla_sync.plan import Observed
+from sla_sync.model import Observed
 from sla_sync.policy import Policy
+from sla_sync.tracker import Tracker
 from tests.fakes.chaos import Chaos
 
 ROLES = ("new", "working", "waiting", "resolved")

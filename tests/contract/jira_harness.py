@@ -12,11 +12,11 @@ import os
 from collections.abc import Callable
 from datetime import date, datetime
 
-from sla_sync.adapters.base import AdapterOptions, Tracker
-from sla_sync.adapters.jira import create, neutral_instant
+from sla_sync.adapters.jira import neutral_instant
 
-from sla_sync.plan import Observed
+from sla_sync.model import Observed
 from sla_sync.policy import Policy, parse_policy
+from sla_sync.tracker import Tracker, open_tracker
 from tests.contract.harness import fill
 from tests.fakes.chaos import Chaos
 from tests.fakes.http import Fault
@@ -72,14 +72,7 @@ class JiraHarness:
         return parse_policy(head + fill(body, NAMES), "<contract-jira>")
 
     def tracker(self, policy: Policy, sleep: Callable[[float], None] | None = None) -> Tracker:
-        spec = policy.spec.tracker
-        assert spec is not None and spec.agents is not None
-        options = AdapterOptions(
-            agents_users=tuple(spec.agents.users),
-            agents_groups=tuple(spec.agents.groups),
-            sleep=sleep if sleep is not None else (lambda _s: None),
-        )
-        return create(spec, os.environ[TOKEN_ENV], options)
+        return open_tracker(policy, os.environ, sleep=sleep if sleep is not None else (lambda _s: None))
 
     # -- seeding ----------------------------------------------------------------------
 

@@ -8,11 +8,10 @@ from datetime import date, datetime
 from typing import Any
 
 from redmine_local import Client, Instance, stamp
-from sla_sync.adapters.base import AdapterOptions, Tracker
-from sla_sync.adapters.redmine import create
 
-from sla_sync.plan import Observed
+from sla_sync.model import Observed
 from sla_sync.policy import Policy, parse_policy
+from sla_sync.tracker import Tracker, open_tracker
 from tests.contract.harness import fill
 from tests.fakes.chaos import Chaos
 from tests.fakes.proxy import Fault, FaultProxy
@@ -61,10 +60,7 @@ class RedmineHarness:
         return parse_policy(head + fill(body, NAMES), "<contract-redmine>")
 
     def tracker(self, policy: Policy, sleep: Callable[[float], None] | None = None) -> Tracker:
-        spec = policy.spec.tracker
-        assert spec is not None and spec.agents is not None
-        options = AdapterOptions(agents_groups=tuple(spec.agents.groups), sleep=sleep if sleep is not None else (lambda _s: None))
-        return create(spec, os.environ[KEY_ENV], options)
+        return open_tracker(policy, os.environ, sleep=sleep if sleep is not None else (lambda _s: None))
 
     def _as(self, login: str) -> Client:
         if login not in self._clients:

@@ -21,7 +21,7 @@ from sla_sync.sync import PassResult, run_pass
 from sla_sync.timers import evaluate
 from tests.contract.harness import BODY, BREACH_NOTE
 
-KINDS = ["redmine", "gitlab", "jira", "jira_dc"]
+KINDS = ["redmine", "gitlab", "jira", "jira_dc", "memory"]
 
 
 def at(text: str) -> datetime:

@@ -1,0 +1,139 @@
+"""The semantic checks of a policy file: what a schema cannot express.
+
+A level naming an unknown calendar, a rule naming an unknown level, a rule never
+reached, no rule that always holds, revisions out of order...  They read the raw
+document, defensively, so that they are reported in the same pass as the schema's
+own problems; each is ``(path, message, point at the key)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .calendar import country_holidays
+from .model import METRICS
+from .positions import Loc
+from .schema import apply_revision
+from .values import parse_instant
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _seq(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def semantic_problems(data: dict[str, Any], known_kinds: Sequence[str] | None) -> list[tuple[Loc, str, bool]]:
+    """Problems a schema cannot see: (path, message, point at the key).
+
+    They read the raw document, defensively, so that they are reported in the same
+    pass as the schema's own problems.
+    """
+    out: list[tuple[Loc, str, bool]] = []
+    calendars = _mapping(data.get("calendars"))
+    levels = _mapping(data.get("levels"))
+    defined: set[str] = set()
+    for name, level in levels.items():
+        level = _mapping(level)
+        cal = level.get("calendar")
+        if isinstance(cal, str) and cal not in calendars:
+            known = ", ".join(calendars) or "none"
+            out.append((("levels", name, "calendar"), f"level {name!r} names calendar {cal!r}, which is not defined (calendars: {known})", False))
+        targets = {m for m in METRICS if level.get(m)}
+        defined |= targets
+        if not targets:
+            out.append((("levels", name), f"level {name!r} sets no target: give it first_response, workaround and/or resolution", True))
+    out += _revision_problems(data, levels, calendars, defined)
+    rules = _seq(data.get("classify"))
+    catch_all: int | None = None
+    for i, rule in enumerate(rules):
+        rule = _mapping(rule)
+        level_name = rule.get("level")
+        if isinstance(level_name, str) and levels and level_name not in levels:
+            out.append((("classify", i, "level"), f"rule {i + 1} names level {level_name!r}, which is not defined (levels: {', '.join(levels)})", False))
+        if catch_all is not None:
+            out.append((("classify", i), f"rule {i + 1} is never reached: rule {catch_all + 1} before it always holds", False))
+        elif not rule.get("if"):
+            catch_all = i
+    if "classify" in data and catch_all is None:
+        out.append((("classify",), "no rule always holds: end classify with a rule without `if`, e.g. `- level: P3`", True))
+    for i, step in enumerate(_seq(data.get("escalate"))):
+        step = _mapping(step)
+        metric = str(step.get("when") or "").split(" ")[0]
+        if metric in METRICS and levels and metric not in defined:
+            out.append((("escalate", i, "when"), f"no level sets a {metric} target, so this step can never fire", False))
+        if not any(step.get(k) for k in ("assign", "watchers", "add_labels", "comment")):
+            out.append((("escalate", i), "a step needs at least one action: assign, watchers, add_labels or comment", False))
+    due = _mapping(data.get("writeback")).get("due_date")  # the default may go unused
+    if due in METRICS and levels and due not in defined:
+        out.append((("writeback", "due_date"), f"no level sets a {due} target", False))
+    for name, cal in calendars.items():
+        cal = _mapping(cal)
+        country, subdiv = cal.get("holidays_country"), cal.get("holidays_subdiv")
+        if isinstance(country, str):
+            try:
+                country_holidays(country, subdiv if isinstance(subdiv, str) else None)
+            except NotImplementedError as exc:
+                key = "holidays_subdiv" if subdiv and "subdivision" in str(exc) else "holidays_country"
+                out.append((("calendars", name, key), f"the holidays package does not know it: {exc}", False))
+        elif subdiv:
+            out.append((("calendars", name, "holidays_subdiv"), "holidays_subdiv needs holidays_country", True))
+    tracker = data.get("tracker")
+    if isinstance(tracker, dict):
+        kind = tracker.get("kind")
+        if known_kinds is not None and isinstance(kind, str) and kind not in known_kinds:
+            out.append((("tracker", "kind"), f"unknown tracker kind {kind!r}: installed adapters are {', '.join(sorted(known_kinds))}", False))
+        if not (tracker.get("api_key_env") or tracker.get("api_key_file")):
+            out.append((("tracker",), "set api_key_env (an environment variable) or api_key_file: secrets never go in the policy file", True))
+    return out
+
+
+def _revision_problems(
+    data: dict[str, Any], levels: dict[str, Any], calendars: dict[str, Any], defined: set[str]
+) -> list[tuple[Loc, str, bool]]:
+    """Revisions in increasing order, naming known levels and calendars, and
+    leaving every level at least one target.  Adds the metrics that revisions
+    set to ``defined``."""
+    out: list[tuple[Loc, str, bool]] = []
+    current = {name: dict(_mapping(level)) for name, level in levels.items()}
+    previous: tuple[int, str] | None = None
+    for i, rev in enumerate(_seq(data.get("revisions"))):
+        rev = _mapping(rev)
+        here: Loc = ("revisions", i)
+        try:
+            instant = parse_instant(str(rev.get("effective_from")))
+        except ValueError:
+            instant = None  # the schema reports it
+        if instant is not None and previous is not None and instant <= previous[0]:
+            out.append((
+                (*here, "effective_from"),
+                f"revision {i + 1} takes effect at {rev.get('effective_from')}, not after revision {previous[1]}: "
+                "list revisions oldest first, each later than the one before",
+                False,
+            ))
+        if instant is not None:
+            previous = (instant, f"{i + 1} ({rev.get('effective_from')})")
+        changes = _mapping(rev.get("levels"))
+        if isinstance(rev.get("levels"), dict) and not changes:
+            out.append(((*here, "levels"), f"revision {i + 1} changes no level: name at least one", True))
+        for name, change in changes.items():
+            change = _mapping(change)
+            if name not in current:
+                known = ", ".join(levels) or "none"
+                out.append(((*here, "levels", name), f"revision {i + 1} changes level {name!r}, which is not defined (levels: {known}); a revision can only change a level of `levels`", True))
+                continue
+            cal = change.get("calendar")
+            if "calendar" in change and not isinstance(cal, str):
+                out.append(((*here, "levels", name, "calendar"), f"revision {i + 1}: a level always has a calendar: name one or leave the key out", False))
+            elif isinstance(cal, str) and cal not in calendars:
+                out.append(((*here, "levels", name, "calendar"), f"revision {i + 1} gives level {name!r} calendar {cal!r}, which is not defined (calendars: {', '.join(calendars) or 'none'})", False))
+            current = apply_revision(current, {name: change})
+            targets = {m for m in METRICS if current[name].get(m)}
+            defined |= targets
+            if not targets:
+                out.append(((*here, "levels", name), f"revision {i + 1} leaves level {name!r} with no target", True))
+    return out
+

@@ -1,0 +1,228 @@
+"""The typer application, the options the commands share, and the I/O helpers.
+
+Every command module registers on ``app``; this module imports none of them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import IO, Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from ..calendar import iso_utc
+from ..errors import TrackerError, UserError
+from ..neutral import parse_timestamp
+from ..observe import configure_logging
+from ..policy import Policy, load_policy
+from ..report import Period
+from ..values import NoTimezoneError, parse_instant
+
+app = typer.Typer(
+    name="sla-sync",
+    help=(
+        "Service-level agreements on the issue tracker you already use.\n\n"
+        "Reads issues, classifies them with a policy file, runs the SLA clocks on "
+        "business calendars and (with a tracker) writes due dates, labels and "
+        "escalations back. Exit codes: 0 ok, 1 partly done, 2 bad input."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+BUILTIN_KINDS = ("redmine", "gitlab", "jira")
+
+# -- options more than one command takes ---------------------------------------------------
+
+StateOpt = Annotated[
+    str | None,
+    typer.Option("--state", help="State store: an SQLite file or a postgresql:// URL. Default: $SLA_SYNC_STATE or ~/.local/state/sla-sync/state.sqlite."),
+]
+NowOpt = Annotated[
+    str | None, typer.Option(help="Pretend it is this instant (ISO 8601 with timezone), for simulations. Default: now.")
+]
+LogFormatOpt = Annotated[str, typer.Option("--log-format", help="plain or json log lines on stderr")]
+InputOpt = Annotated[
+    str | None,
+    typer.Option("--input", "-i", help="Neutral issues (JSON Lines, e.g. from `sla-sync export`); - for stdin. Default: fetch from the policy's tracker."),
+]
+SinceOpt = Annotated[
+    str | None, typer.Option(help="Only issues created at or after this date (YYYY-MM-DD, 00:00 UTC) or ISO instant.")
+]
+UntilOpt = Annotated[
+    str | None, typer.Option(help="Only issues created before this date or instant. Default: --now.")
+]
+OutputOpt = Annotated[str, typer.Option("--output", "-o", help="Where to write; - for stdout.")]
+PolicyOpt = Annotated[Path, typer.Option("--policy", "-p", help="The policy file.", show_default=False)]
+
+
+class InputError(UserError):
+    """A bad input line; its message starts with FILE:LINE."""
+
+
+def known_kinds() -> list[str]:
+    """Tracker kinds of the installed adapters (entry-point group ``sla_sync.adapters``)."""
+    found = {ep.name for ep in entry_points(group="sla_sync.adapters")}
+    return sorted(found | set(BUILTIN_KINDS))
+
+
+def err(message: str) -> None:
+    """A line on standard error."""
+    typer.echo(message, err=True)
+
+
+def parse_now(value: str | None) -> int:
+    """``--now``: an ISO instant with a timezone; default the current time."""
+    if value is None:
+        return int(datetime.now(UTC).timestamp())
+    try:
+        return parse_timestamp(value, "--now")
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def parse_bound(value: str | None, flag: str) -> int | None:
+    """``--since``/``--until``: a date (00:00 UTC that day) or an ISO instant with a timezone."""
+    if value is None:
+        return None
+    try:
+        return parse_instant(value)
+    except NoTimezoneError:
+        raise UserError(f"{flag} {value!r} has no timezone: add Z or an offset like +01:00, or write a date") from None
+    except ValueError:
+        raise UserError(f"{flag} {value!r}: write a date like 2026-11-01 or an instant like 2026-11-01T00:00:00Z") from None
+
+
+def period_of(since: str | None, until: str | None, now: int) -> Period:
+    """``[--since, --until)``; ``--until`` defaults to ``--now``.  An empty period is a mistake."""
+    start = parse_bound(since, "--since")
+    end = parse_bound(until, "--until") if until is not None else now
+    if start is not None and end is not None and start >= end:
+        bound = f"--until {until}" if until is not None else f"--now ({iso_utc(now)}, the default --until)"
+        raise UserError(f"--since {since} is not before {bound}: the period would be empty")
+    return Period(start, end)
+
+
+def choice(value: str, allowed: tuple[str, ...], flag: str) -> str:
+    """``value`` if it is one of ``allowed``, else a ``UserError`` naming the flag."""
+    if value not in allowed:
+        raise UserError(f"{flag} {value!r}: use one of {', '.join(allowed)}")
+    return value
+
+
+def read_policy(path: Path) -> Policy:
+    """Load a policy file, with the installed tracker kinds known."""
+    return load_policy(path, known_kinds())
+
+
+def setup_logs(fmt: str) -> None:
+    """``--log-format``: plain or JSON log lines on stderr."""
+    if fmt not in ("plain", "json"):
+        raise UserError(f"--log-format {fmt!r}: use plain or json")
+    configure_logging(fmt)
+
+
+@contextmanager
+def open_input(name: str) -> Iterator[tuple[IO[bytes], str]]:
+    """``-`` is standard input; a missing file is a ``UserError``."""
+    if name == "-":
+        yield sys.stdin.buffer, "<stdin>"
+        return
+    try:
+        stream = open(name, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise UserError(f"{name}: cannot read it: {exc.strerror}") from None
+    with stream:
+        yield stream, name
+
+
+@contextmanager
+def open_output(name: str) -> Iterator[IO[bytes]]:
+    """``-`` is standard output.  A file is written beside its target and moved
+    into place only when the command succeeds, so a failed run never leaves a
+    half-written file or destroys the previous one."""
+    if name == "-":
+        yield sys.stdout.buffer
+        sys.stdout.flush()
+        return
+    target = Path(name)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # as an ordinary new file would be, not mkstemp's 0600
+    except OSError as exc:
+        raise UserError(f"{name}: cannot write there: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            yield stream
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def tracker_failures() -> Iterator[None]:
+    """A tracker that fails for good (after the retries) is one line and exit 1;
+    rejected credentials are a ``UserError`` (exit 2) and pass through."""
+    try:
+        yield
+    except TrackerError as exc:
+        if isinstance(exc, UserError):
+            raise
+        err(f"sla-sync: {exc}")
+        raise typer.Exit(1) from None
+
+
+@contextmanager
+def progress_reporter(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on a terminal, nothing otherwise (the summary line follows)."""
+    if not sys.stderr.isatty():
+        yield lambda done, total: None
+        return
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=Console(stderr=True), transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+@contextmanager
+def counter(label: str) -> Iterator[Callable[[int], None]]:
+    """A live count on a terminal (stderr), nothing otherwise."""
+    if not sys.stderr.isatty():
+        yield lambda count: None
+        return
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}: {task.completed} issues"), TimeElapsedColumn(),
+        console=Console(stderr=True), transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(count: int) -> None:
+            bar.update(task, completed=count)
+
+        yield update

@@ -1,0 +1,248 @@
+"""The sync commands: ``check``, ``evaluate``, ``plan``, ``run``, ``watch`` and ``schema``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import LockedError, TrackerError, UserError
+from ..neutral import LineError, dump_line, read_issues, sla_to_json
+from ..observe import LOGGER, Metrics
+from ..policy import Policy
+from ..positions import PolicyError
+from ..runner import one_pass
+from ..schema import json_schema
+from ..state import Store, default_location
+from ..sync import PassResult
+from ..timers import evaluate as evaluate_issue
+from ..tracker import open_tracker
+from ..values import parse_duration
+from .app import (
+    InputError,
+    LogFormatOpt,
+    NowOpt,
+    StateOpt,
+    app,
+    err,
+    open_input,
+    open_output,
+    parse_now,
+    progress_reporter,
+    read_policy,
+    setup_logs,
+)
+from .render import print_plan
+
+
+@app.command()
+def check(
+    files: Annotated[list[Path], typer.Argument(help="Policy files to validate.", show_default=False)],
+    online: Annotated[
+        bool,
+        typer.Option("--online", help="Also connect to each tracker: project, custom fields, users and groups."),
+    ] = False,
+) -> None:
+    """Validate policy files: every problem as FILE:LINE:COL: message.
+
+    With --online, also check each policy against its tracker and print what an
+    admin must add. Exits 0 when everything is fine, 2 otherwise.
+    """
+    bad = 0
+    for path in files:
+        try:
+            policy = read_policy(path)
+        except PolicyError as exc:
+            bad += 1
+            for problem in exc.problems:
+                typer.echo(str(problem))
+            continue
+        typer.echo(
+            f"{path}: ok ({len(policy.levels)} levels, {len(policy.rules)} rules, "
+            f"{len(policy.calendars)} calendars, {len(policy.steps)} escalation steps)"
+        )
+        if online:
+            todo = check_online(policy)
+            for line in todo:
+                typer.echo(f"{path}: tracker: {line}")
+            if todo:
+                bad += 1
+            else:
+                typer.echo(f"{path}: tracker: project, fields, users and groups are all in place")
+    if bad:
+        err(f"{bad} of {len(files)} policy files have problems")
+        raise typer.Exit(2)
+
+
+def check_online(policy: Policy) -> list[str]:
+    """What an admin must add on the tracker for this policy to work."""
+    if policy.tracker is None:
+        return ["the policy has no `tracker` section: nothing to check online"]
+    return open_tracker(policy, os.environ).check(policy.tracker_labels, policy.tracker_names)
+
+
+def _pass(policy: Policy, store: Store, now: int, *, apply: bool, metrics: Metrics | None = None,
+          should_stop: Callable[[], bool] = lambda: False) -> PassResult:
+    """One pass with the environment's secrets and, on a terminal, a progress bar."""
+    with progress_reporter(f"{policy.name}: applying") as progress:
+        return one_pass(policy, store, now, apply=apply, env=os.environ, metrics=metrics,
+                        should_stop=should_stop, progress=progress)
+
+
+@app.command()
+def evaluate(
+    policy_path: Annotated[Path, typer.Option("--policy", "-p", help="The policy file.", show_default=False)],
+    input_name: Annotated[str, typer.Option("--input", "-i", help="Neutral issues, JSON Lines; - for stdin.")] = "-",
+    now: Annotated[
+        str | None, typer.Option(help="Evaluate at this instant (ISO 8601 with timezone). Default: now.")
+    ] = None,
+    output: Annotated[str, typer.Option("--output", "-o", help="Where to write; - for stdout.")] = "-",
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="Skip bad lines (counted on stderr, exit 1) instead of stopping.")
+    ] = False,
+) -> None:
+    """Run the SLA clocks over neutral issues (JSON Lines), offline.
+
+    Writes one JSON object per issue: key, level and, per metric, state, at_risk,
+    target_s, elapsed_s, remaining_s, due_at, breached_at, stopped_at. Streams:
+    memory stays flat whatever the input size.
+    """
+    policy = read_policy(policy_path)
+    at = parse_now(now)
+    skipped = 0
+    with open_input(input_name) as (stream, source), open_output(output) as out:
+        for _, item in read_issues(stream, source):
+            if isinstance(item, LineError):
+                if not skip_invalid:
+                    raise InputError(f"{item}\n(fix the line, or pass --skip-invalid to skip bad lines)")
+                err(str(item))
+                skipped += 1
+                continue
+            out.write(dump_line(sla_to_json(evaluate_issue(item, policy, at))))
+    if skipped:
+        err(f"skipped {skipped} invalid line{'s' if skipped != 1 else ''}")
+        raise typer.Exit(1)
+
+
+@app.command()
+def plan(
+    policy_path: Annotated[Path, typer.Argument(metavar="POLICY", help="The policy file (with a tracker section).")],
+    now: NowOpt = None,
+    state: StateOpt = None,
+    fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+    log_format: LogFormatOpt = "plain",
+) -> None:
+    """Fetch, evaluate and show the changes a run would make, writing nothing."""
+    if fmt not in ("table", "json"):
+        raise UserError(f"--format {fmt!r}: use table or json")
+    setup_logs(log_format)
+    policy = read_policy(policy_path)
+    store = Store(state or default_location())
+    result = _pass(policy, store, parse_now(now), apply=False)
+    print_plan(result, fmt)
+
+
+@app.command()
+def run(
+    policy_paths: Annotated[list[Path], typer.Argument(metavar="POLICY...", help="Policy files (each with a tracker section).")],
+    now: NowOpt = None,
+    state: StateOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show the plan (same as `sla-sync plan`).")] = False,
+    fmt: Annotated[str, typer.Option("--format", help="table or json (the plan's format)")] = "table",
+    metrics_file: Annotated[
+        Path | None, typer.Option(help="Write Prometheus metrics here after the run (node-exporter textfile).")
+    ] = None,
+    log_format: LogFormatOpt = "plain",
+) -> None:
+    """Apply the plan: due dates, SLA labels, escalations. Exit 1 if some issue failed."""
+    setup_logs(log_format)
+    policies = [read_policy(p) for p in policy_paths]
+    store = Store(state or default_location())
+    metrics = Metrics()
+    worst = 0
+    try:
+        for policy in policies:
+            result = _pass(policy, store, parse_now(now), apply=not dry_run, metrics=metrics)
+            print_plan(result, fmt)
+            worst = max(worst, result.exit_code)
+    finally:
+        if metrics_file is not None:
+            try:
+                metrics.write_textfile(str(metrics_file))
+            except OSError as exc:
+                err(f"sla-sync: cannot write the metrics file {metrics_file}: {exc.strerror}")
+                worst = max(worst, 1)
+    if worst:
+        raise typer.Exit(worst)
+
+
+@app.command()
+def watch(
+    policy_paths: Annotated[list[Path], typer.Argument(metavar="POLICY...", help="Policy files (each with a tracker section).")],
+    every: Annotated[str, typer.Option(help="Time between passes: 30s, 5m, 1h.")] = "5m",
+    now: NowOpt = None,
+    state: StateOpt = None,
+    passes: Annotated[int | None, typer.Option(help="Stop after this many passes (default: run until stopped).")] = None,
+    metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus metrics on this port at /metrics.")] = None,
+    metrics_addr: Annotated[str, typer.Option(help="Address for --metrics-port.")] = "0.0.0.0",
+    log_format: LogFormatOpt = "plain",
+) -> None:
+    """Run passes every --every until SIGTERM or Ctrl-C; a stop waits for the write in flight."""
+    try:
+        interval = parse_duration(every)
+    except ValueError as exc:
+        raise UserError(f"--every: {exc}") from None
+    setup_logs(log_format)
+    policies = [read_policy(p) for p in policy_paths]
+    store = Store(state or default_location())
+    metrics = Metrics()
+    if metrics_port is not None:
+        try:
+            metrics.serve(metrics_port, metrics_addr)
+        except OSError as exc:
+            raise UserError(f"--metrics-port {metrics_port}: cannot listen: {exc.strerror}") from None
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: object) -> None:
+        err(f"sla-sync: {signal.Signals(signum).name}: stopping after the write in flight")
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    count, worst = 0, 0
+    try:
+        while not stop.is_set():
+            for policy in policies:
+                if stop.is_set():
+                    break
+                try:
+                    result = _pass(policy, store, parse_now(now), apply=True, metrics=metrics, should_stop=stop.is_set)
+                except (TrackerError, LockedError) as exc:
+                    logging.getLogger(LOGGER).error(
+                        "pass failed: %s", exc, extra={"run_id": "-", "policy": policy.name, "issue": "-"}
+                    )
+                    worst = max(worst, 1)  # the next pass tries again
+                    continue
+                worst = max(worst, result.exit_code)
+            count += 1
+            if passes is not None and count >= passes:
+                break
+            stop.wait(interval)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if worst:
+        raise typer.Exit(worst)
+
+
+@app.command()
+def schema() -> None:
+    """Print the policy file's JSON Schema (for editors: see the README)."""
+    typer.echo(json.dumps(json_schema(), indent=2))
+

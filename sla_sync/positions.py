@@ -1,0 +1,175 @@
+"""Reading a policy file's YAML with the position of every key and value, and
+mapping schema errors back to ``FILE:LINE:COL`` problems.
+
+Plain YAML scalars are read as strings (``null``/``~``/empty stay null), so that
+``2026-12-25`` and ``"2026-12-25"`` mean the same, and a country code ``NO`` is
+Norway rather than ``False``; pydantic then converts strings where a field wants a
+number, a date or a boolean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from .errors import UserError
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem in a policy file, at a line and column (1-based)."""
+
+    path: str
+    line: int
+    col: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.col}: {self.message}"
+
+
+class PolicyError(UserError):
+    """A policy file has problems; ``problems`` lists them all."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+def _build(
+    node: yaml.Node, loc: Loc, marks: dict[Loc, tuple[int, int]], keymarks: dict[Loc, tuple[int, int]]
+) -> Any:
+    """Plain data from a YAML node, recording where every path starts."""
+    marks[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for knode, vnode in node.value:
+            key = _build(knode, (*loc, "<key>"), {}, {})
+            if isinstance(key, (dict, list)) or key is None:
+                raise _BadYaml(knode, "a key must be a plain word")
+            skey = str(key)
+            if skey in out:
+                raise _BadYaml(knode, f"duplicate key {skey!r}")
+            keymarks[(*loc, skey)] = (knode.start_mark.line + 1, knode.start_mark.column + 1)
+            out[skey] = _build(vnode, (*loc, skey), marks, keymarks)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(v, (*loc, i), marks, keymarks) for i, v in enumerate(node.value)]
+    assert isinstance(node, yaml.ScalarNode)
+    if node.style is None and node.tag == "tag:yaml.org,2002:null":
+        return None
+    return node.value
+
+
+class _BadYaml(Exception):
+    def __init__(self, node: yaml.Node, message: str) -> None:
+        super().__init__(message)
+        self.node = node
+
+
+@dataclass(frozen=True)
+class _Located:
+    data: Any
+    marks: dict[Loc, tuple[int, int]]
+    keymarks: dict[Loc, tuple[int, int]]
+
+    def where(self, loc: Loc, *, key: bool = False) -> tuple[int, int]:
+        """Line and column of a path: the key itself when asked, else the value."""
+        loc = tuple(loc)
+        while loc:
+            if key and loc in self.keymarks:
+                return self.keymarks[loc]
+            if loc in self.marks:
+                return self.marks[loc]
+            loc = loc[:-1]
+        return self.marks.get((), (1, 1))
+
+
+def read_yaml(path: str, text: str) -> _Located:
+    try:
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise PolicyError([Problem(path, line, col, f"not valid YAML: {exc.problem or exc}")]) from None
+    except yaml.YAMLError as exc:
+        raise PolicyError([Problem(path, 1, 1, f"not valid YAML: {exc}")]) from None
+    if node is None:
+        raise PolicyError([Problem(path, 1, 1, "the file is empty: a policy needs name, calendars, levels and classify")])
+    marks: dict[Loc, tuple[int, int]] = {}
+    keymarks: dict[Loc, tuple[int, int]] = {}
+    try:
+        data = _build(node, (), marks, keymarks)
+    except _BadYaml as exc:
+        m = exc.node.start_mark
+        raise PolicyError([Problem(path, m.line + 1, m.column + 1, str(exc))]) from None
+    if not isinstance(data, dict):
+        raise PolicyError([Problem(path, 1, 1, "a policy file is a mapping of keys (name, calendars, levels, classify...)")])
+    return _Located(data, marks, keymarks)
+
+
+def dotted(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _data_loc(data: Any, loc: Loc, keep_last: bool) -> Loc:
+    """Drop the parts of a pydantic location that are not keys of the document
+    (pydantic names union members and validators in it)."""
+    out: list[str | int] = []
+    node = data
+    for i, part in enumerate(loc):
+        last = i == len(loc) - 1
+        if part == "[key]":
+            continue
+        if isinstance(node, dict) and str(part) in node:
+            out.append(str(part))
+            node = node[str(part)]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            out.append(part)
+            node = node[part]
+        elif last and keep_last:
+            out.append(part)
+        elif isinstance(node, dict) and part == "when" and "if" in node:
+            out.append("if")
+            node = node["if"]
+    return tuple(out)
+
+
+def pydantic_problems(path: str, doc: _Located, exc: ValidationError) -> list[Problem]:
+    problems = []
+    seen = set()
+    for err in exc.errors(include_url=False):
+        kind = err["type"]
+        loc = _data_loc(doc.data, tuple(err["loc"]), keep_last=kind == "missing")
+        msg = err["msg"].removeprefix("Value error, ")
+        if kind == "extra_forbidden":
+            msg = f"unknown key {loc[-1]!r}: remove it or check its spelling"
+        elif kind == "missing":
+            msg = f"missing key {loc[-1]!r}"
+        elif kind == "literal_error":
+            msg = msg.replace("Input should be", "should be")
+        if kind == "missing":
+            line, col = doc.where(loc[:-1], key=True)
+        else:
+            on_key = kind == "extra_forbidden" or "[key]" in err["loc"]
+            line, col = doc.where(loc, key=on_key)
+        text = f"{dotted(loc)}: {msg}" if loc else msg
+        if (line, text) in seen:
+            continue
+        seen.add((line, text))
+        problems.append(Problem(path, line, col, text))
+    return problems
+

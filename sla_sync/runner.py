@@ -1,0 +1,83 @@
+"""A pass as the commands run it: the tracker opened with its secret, the pass,
+then its log lines and metrics.  ``sync`` is the pass itself; this module adds
+what surrounds it (``observe``'s logs and metrics, the tracker's secret kept out
+of every line)."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+
+from .errors import AuthError, LockedError, SlaSyncError
+from .observe import LOGGER, Metrics, add_secret
+from .plan import describe_change
+from .policy import Policy
+from .state import Store
+from .sync import PassResult, Progress, run_pass
+from .tracker import open_tracker, tracker_secret
+
+
+def new_run_id() -> str:
+    """A short random id that every log line of the pass carries."""
+    return uuid.uuid4().hex[:12]
+
+
+def one_pass(
+    policy: Policy,
+    store: Store,
+    now: int,
+    *,
+    apply: bool,
+    env: Mapping[str, str],
+    metrics: Metrics | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    progress: Progress | None = None,
+) -> PassResult:
+    """One pass with its logs and metrics; the secret comes from ``env`` or a file."""
+    add_secret(tracker_secret(policy, env))
+    tracker = open_tracker(policy, env)
+    run_id = new_run_id()
+    log = logging.LoggerAdapter(logging.getLogger(LOGGER), {"run_id": run_id, "policy": policy.name, "issue": "-"})
+    started = time.monotonic()
+    try:
+        result = run_pass(tracker, policy, store, now, apply=apply, run_id=run_id,
+                          should_stop=should_stop, progress=progress)
+    except SlaSyncError as exc:  # shown once: by the command line, or logged by watch
+        kind = "auth" if isinstance(exc, AuthError) else "locked" if isinstance(exc, LockedError) else "fetch"
+        if metrics is not None:
+            metrics.failed(policy.name, kind, time.monotonic() - started)
+        raise
+    if metrics is not None:
+        metrics.observe(result, time.monotonic() - started, time.time())
+    if apply:
+        log_outcomes(log, result)
+    return result
+
+
+def summary(result: PassResult) -> str:
+    """The pass in one line: what was fetched, updated, fired, written, kept, failed."""
+    c = result.counts()
+    writes = ", ".join(f"{k} {v}" for k, v in sorted(c["writes"].items())) or "none"
+    line = (
+        f"{result.policy}: {c['fetched']} issues fetched ({c['refetched']} with new history), "
+        f"{c['issues_applied']} updated, {c['steps_fired']} escalation steps fired, writes: {writes}, "
+        f"{c['kept']} manual changes kept, {c['errors']} errors"
+    )
+    return line + (" (stopped early)" if result.stopped else "")
+
+
+def log_outcomes(log: logging.LoggerAdapter[logging.Logger], result: PassResult) -> None:
+    """A line per written issue, per error and per kept manual change, then the summary."""
+    base = dict(log.extra or {})
+    for o in result.outcomes:
+        extra = {**base, "issue": o.key}
+        if o.applied:
+            log.logger.info("wrote %s", "; ".join(describe_change(c) for c in o.plan.changes),
+                            extra={**extra, "changes": [c.kind for c in o.plan.changes]})
+        if o.error:
+            log.logger.error("%s", o.error, extra={**extra, "kind": "issue"})
+        for note in o.plan.kept:
+            log.logger.warning("%s", note, extra=extra)
+    log.info("%s", summary(result))

@@ -1,0 +1,272 @@
+"""The policy file's schema: frozen pydantic v2 models that forbid unknown keys.
+
+``PolicyFile`` is the file as written; ``sla_sync.policy`` compiles it into the
+``Policy`` the clocks use.  Plain YAML scalars arrive as strings (see
+``sla_sync.positions``), so validators here convert them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Mapping
+from datetime import date
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+)
+
+from .model import METRICS
+from .values import parse_duration, parse_instant, parse_interval, parse_percent
+
+
+def _check_duration(text: str) -> str:
+    parse_duration(text)
+    return text
+
+
+def _check_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"{name!r} is not an IANA timezone: write it like Europe/Madrid or UTC"
+        ) from None
+    return name
+
+
+def _check_percent(text: str) -> str:
+    parse_percent(text)
+    return text
+
+
+def _listify(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+Duration = Annotated[str, AfterValidator(_check_duration)]
+Timezone = Annotated[str, AfterValidator(_check_timezone)]
+Percent = Annotated[str, AfterValidator(_check_percent)]
+Names = Annotated[tuple[str, ...], BeforeValidator(_listify)]
+
+
+def _check_interval(text: str) -> str:
+    parse_interval(text)
+    return text
+
+
+def _check_day(texts: tuple[str, ...]) -> tuple[str, ...]:
+    spans = sorted(parse_interval(t) for t in texts)
+    for (_, end), (start, _) in itertools.pairwise(spans):
+        if start < end:
+            raise ValueError(f"intervals {', '.join(texts)} overlap")
+    return texts
+
+
+IntervalText = Annotated[str, AfterValidator(_check_interval)]
+DayHours = Annotated[tuple[IntervalText, ...], BeforeValidator(_listify), AfterValidator(_check_day)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# -- the schema ----------------------------------------------------------------
+
+
+class Agents(_Frozen):
+    """Who counts as an agent (support staff): tracker logins and group names."""
+
+    users: Names = ()
+    groups: Names = ()
+
+
+class TrackerSpec(_Frozen):
+    """Where the issues live and how to reach them.  Secrets by reference only."""
+
+    kind: str = Field(description="redmine | gitlab | jira, or a plugin's name")
+    url: str
+    project: str
+    api_key_env: str | None = Field(None, description="environment variable holding the API key or token")
+    api_key_file: str | None = Field(None, description="file holding the API key or token")
+    user_env: str | None = Field(None, description="Jira Cloud: variable holding the account e-mail")
+    agents: Agents | None = Field(None, description="default: anyone but the issue's author")
+    labels_field: str = Field("SLA", description="Redmine: the multi-value list custom field holding the SLA labels")
+    due_field: str | None = Field(None, description="a datetime custom field for the exact due instant")
+    status_labels: str | None = Field(None, description="GitLab: scoped-label prefix holding the status, e.g. 'status::'")
+    priority_labels: str | None = Field(None, description="GitLab: scoped-label prefix holding the priority")
+    timeout: Annotated[float, Field(gt=0)] = 30.0
+    max_attempts: Annotated[int, Field(ge=1, le=10)] = 5
+    max_wait: Annotated[float, Field(gt=0, le=3600, description="longest wait between two attempts, seconds")] = 60.0
+    overlap: Duration = Field("5m", description="how far each incremental fetch reaches back")
+
+
+class CalendarSpec(_Frozen):
+    """A business calendar: working hours per weekday in one timezone, and holidays."""
+
+    timezone: Timezone
+    hours: Annotated[
+        Annotated[Literal["24x7"], Tag("always")]
+        | Annotated[dict[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], DayHours], Tag("weekly")],
+        Discriminator(lambda v: "always" if isinstance(v, str) else "weekly"),
+        Field(description='"24x7", or local intervals per weekday: mon: ["09:00-13:00", "14:00-18:00"]'),
+    ]
+    holidays: tuple[date, ...] = ()
+    holidays_country: str | None = Field(None, description="ISO 3166 code, for the `holidays` package")
+    holidays_subdiv: str | None = Field(None, description="a subdivision of that country, e.g. MD")
+
+
+class LevelSpec(_Frozen):
+    """A priority level: the calendar its clocks run on, and the targets."""
+
+    calendar: str
+    first_response: Duration | None = None
+    workaround: Duration | None = None
+    resolution: Duration | None = None
+    description: str | None = None
+
+
+def _check_effective(text: str) -> str:
+    parse_instant(text)
+    return text
+
+
+class LevelChange(_Frozen):
+    """A level as a revision changes it: only the keys written change; ``null``
+    removes a target."""
+
+    calendar: str | None = None
+    first_response: Duration | None = None
+    workaround: Duration | None = None
+    resolution: Duration | None = None
+    description: str | None = None
+
+
+class RevisionSpec(_Frozen):
+    """A dated change of the agreement: from ``effective_from`` on, the levels it
+    names take these values (on top of the revisions before it)."""
+
+    effective_from: Annotated[str, AfterValidator(_check_effective)] = Field(
+        description="a date (00:00 UTC that day) or an ISO instant with a timezone"
+    )
+    levels: dict[str, LevelChange]
+    description: str | None = None
+
+
+RULE_KEYS = ("priority", "type", "status", "labels", "assignee", "project", "milestone")
+
+
+class RuleSpec(_Frozen):
+    """``if`` (all keys must hold; a list means any of) → ``level``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    when: dict[str, Names] | None = Field(None, alias="if")
+    level: str
+
+    @field_validator("when")
+    @classmethod
+    def _keys(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        for key in value or {}:
+            if key not in RULE_KEYS and not (key.startswith("fields.") and len(key) > 7):
+                raise ValueError(
+                    f"unknown condition {key!r}: use one of {', '.join(RULE_KEYS)} or fields.NAME"
+                )
+        return value
+
+
+class ClockSpec(_Frozen):
+    """Which statuses and labels pause, resolve, or provide a workaround."""
+
+    pause_statuses: Names = ()
+    resolved_statuses: Names = ("Resolved", "Closed")
+    workaround_statuses: Names = ()
+    workaround_labels: Names = ()
+
+
+_WHEN = re.compile(r"^(first_response|workaround|resolution)\s+(breached|\d{1,3}(?:\.\d+)?\s*%)$")
+
+
+class StepSpec(_Frozen):
+    """An escalation step: fires once per issue when its condition first holds."""
+
+    when: str = Field(description='"<metric> <N>%" or "<metric> breached"')
+    assign: str | None = None
+    watchers: Names = ()
+    add_labels: Names = ()
+    comment: str | None = None
+    private: bool = True
+
+    @field_validator("when")
+    @classmethod
+    def _when(cls, value: str) -> str:
+        m = _WHEN.match(value.strip())
+        if not m:
+            raise ValueError(
+                f"{value!r}: write it as '<metric> <N>%' or '<metric> breached', "
+                f"metric one of {', '.join(METRICS)}"
+            )
+        if m.group(2) != "breached":
+            parse_percent(m.group(2))
+        return value
+
+
+class WritebackSpec(_Frozen):
+    """What sla-sync writes into the tracker."""
+
+    due_date: Literal["first_response", "workaround", "resolution", "none"] = "resolution"
+    labels: bool = True
+    label_prefix: str = "sla:"
+    on_manual_change: Literal["keep", "override"] = "keep"
+
+
+class ReportSpec(_Frozen):
+    """Settings of ``sla-sync report``."""
+
+    csat_field: str | None = None
+    csat_values: dict[str, float] = Field(default_factory=dict)
+
+
+class PolicyFile(_Frozen):
+    """A policy file, as written."""
+
+    name: str
+    tracker: TrackerSpec | None = None
+    calendars: dict[str, CalendarSpec]
+    levels: dict[str, LevelSpec]
+    revisions: tuple[RevisionSpec, ...] = Field((), description="dated changes of the levels, oldest first")
+    classify: tuple[RuleSpec, ...]
+    clock: ClockSpec = ClockSpec()
+    warn_at: Percent = "75%"
+    escalate: tuple[StepSpec, ...] = ()
+    writeback: WritebackSpec = WritebackSpec()
+    report: ReportSpec = ReportSpec()
+
+
+def json_schema() -> dict[str, Any]:
+    """The policy file's JSON Schema (for editors)."""
+    schema = PolicyFile.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "sla-sync policy file"
+    return schema
+
+
+
+def apply_revision(levels: Mapping[str, Mapping[str, Any]], changes: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The levels (as plain mappings) after a revision: each changed level takes the
+    keys the revision writes on top of its current ones.  The semantic checks run it
+    on the raw document, the compiler on the validated one."""
+    out = {name: dict(values) for name, values in levels.items()}
+    for name, change in changes.items():
+        if name in out:
+            out[name] = {**out[name], **change}
+    return out
