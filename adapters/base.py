@@ -95,6 +95,15 @@ def retrying(attempts: int, max_wait: float, sleep: Callable[[float], None] | No
 
 
 Row = TypeVar("Row")
+Settings = TypeVar("Settings", bound=TrackerSpec)
+
+
+def settings_of(spec: TrackerSpec, model: type[Settings]) -> Settings:
+    """The adapter's own settings model (the policy file chose it by ``kind``)."""
+    if isinstance(spec, model):
+        return spec
+    raise UserError(f"tracker.kind {spec.kind!r}: these settings are not {model.__name__} settings; "
+                    "run `sla-sync check` on the policy file")
 
 
 def assemble(
@@ -153,23 +162,41 @@ def _odd(exc: BaseException) -> str:
 def read_secret(spec: TrackerSpec, env: Mapping[str, str]) -> str:
     """The API key from the variable ``api_key_env`` or the file ``api_key_file``.
 
-    The error names where the key was looked for, never the key."""
+    The key stands alone on one line: one trailing line break (``\\n`` or
+    ``\\r\\n``) is dropped, anything else around or inside it (more lines, spaces,
+    tabs) is refused, as it would otherwise end up in an HTTP header.  The error
+    names where the key was looked for, never the key."""
     if spec.api_key_env:
-        value = env.get(spec.api_key_env, "").strip()
-        if value:
-            return value
+        value = env.get(spec.api_key_env, "")
+        if value.strip():
+            return _one_line(value, f"the environment variable {spec.api_key_env}")
         if not spec.api_key_file:
             raise UserError(f"the environment variable {spec.api_key_env} is empty or unset: set it to the API key")
     if spec.api_key_file:
         path = Path(spec.api_key_file).expanduser()
         try:
-            value = path.read_text(encoding="utf-8").strip()
+            value = path.read_bytes().decode("utf-8")  # bytes: text mode would turn a lone \r into \n
         except OSError as exc:
             raise UserError(f"cannot read the API key file {path}: {exc.strerror}") from None
-        if value:
-            return value
+        except UnicodeDecodeError:
+            raise UserError(f"the API key file {path} is not UTF-8 text: it must hold the key alone on one line") from None
+        if value.strip():
+            return _one_line(value, f"the API key file {path}")
         raise UserError(f"the API key file {path} is empty")
     raise UserError("the policy names no API key: set tracker.api_key_env or tracker.api_key_file")
+
+
+def _one_line(value: str, where: str) -> str:
+    """The key without its one trailing line break; ``UserError`` (naming
+    ``where``, never the key) when more than the key is there."""
+    key = value.removesuffix("\n").removesuffix("\r") if value.endswith("\n") else value
+    if any(ch.isspace() or not ch.isprintable() for ch in key):
+        what = "more than one line" if "\n" in key or "\r" in key else "spaces or control characters"
+        raise UserError(
+            f"{where} holds {what} besides the key: it must hold the key alone on one line "
+            "(one line break at the end is fine)"
+        )
+    return key
 
 
 @dataclass

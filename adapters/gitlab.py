@@ -1,7 +1,7 @@
 """GitLab, through python-gitlab.
 
 Reading: every open issue of the project, plus every closed issue updated since the
-cursor minus the overlap window (``updated_after`` is inclusive), each once, in
+cursor, which the sync has moved back by the overlap window (``updated_after`` is inclusive), each once, in
 pages of 100 (``order_by=updated_at, sort=asc``).  The history is read only for
 issues whose ``updated_at`` differs from the state store's copy: three lists per
 issue (``resource_state_events``, ``resource_label_events``, ``notes``).
@@ -80,6 +80,9 @@ retried with tenacity, bounded by ``tracker.max_attempts``, backing off
 exponentially or as ``Retry-After``/``RateLimit-Reset`` ask (at most
 ``max_wait``), through the injectable ``options.sleep``; a POST is sent once and
 the adapter decides (see above).  Pages of a lazy list are retried one by one.
+
+Shape, as every adapter: the client (python-gitlab over ``RetryingSession``), the
+pure ``Mapper`` (payload → neutral issue and observed values), and ``GitLabTracker``.
 """
 
 from __future__ import annotations
@@ -90,7 +93,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, assert_never
 
 import gitlab
 import requests
@@ -99,8 +102,8 @@ from gitlab import exceptions as gex
 
 from sla_sync.calendar import iso_utc
 from sla_sync.errors import AuthError, TrackerError, UserError
-from sla_sync.model import Change, Event, Issue, Observed
-from sla_sync.schema import TrackerSpec
+from sla_sync.model import Change, ChangeKind, Event, Issue, Observed
+from sla_sync.schema import GitLabSpec, TrackerSpec
 from sla_sync.tracker import AdapterOptions, Cached, Fetched, Tracked
 
 from .base import (
@@ -110,6 +113,7 @@ from .base import (
     assemble,
     retry_after,
     retrying,
+    settings_of,
 )
 
 T = TypeVar("T")
@@ -326,7 +330,7 @@ class GitLabTracker:
 
     kind = "gitlab"
 
-    def __init__(self, spec: TrackerSpec, secret: str, options: AdapterOptions) -> None:
+    def __init__(self, spec: GitLabSpec, secret: str, options: AdapterOptions) -> None:
         self.url = spec.url.rstrip("/")
         self.spec = spec
         self.options = options
@@ -517,16 +521,21 @@ class GitLabTracker:
         add: list[str] = []
         remove: list[str] = []
         for change in changes:
-            if change.kind == "due_date":
-                body["due_date"] = change.value
-            elif change.kind == "add_labels":
-                add += [v for v in change.values if v not in add]
-            elif change.kind == "remove_labels":
-                remove += [v for v in change.values if v not in remove]
-            elif change.kind == "assign":
-                body["assignee_ids"] = [self._user_id(change.value)] if change.value else []
-            elif change.kind not in ("comment", "watchers"):
-                raise TrackerError(f"{self._where(key)}: sla-sync cannot write {change.kind!r} to GitLab")
+            match change.kind:
+                case ChangeKind.DUE_DATE:
+                    body["due_date"] = change.value
+                case ChangeKind.ADD_LABELS:
+                    add += [v for v in change.values if v not in add]
+                case ChangeKind.REMOVE_LABELS:
+                    remove += [v for v in change.values if v not in remove]
+                case ChangeKind.ASSIGN:
+                    body["assignee_ids"] = [self._user_id(change.value)] if change.value else []
+                case ChangeKind.COMMENT | ChangeKind.WATCHERS:
+                    pass  # notes, posted below
+                case ChangeKind.DUE_INSTANT:
+                    pass  # never planned: GitLab's settings have no due_field
+                case unknown:
+                    assert_never(unknown)
         self._post_notes(iid, key, changes, add)
         if add:
             body["add_labels"] = ",".join(add)
@@ -546,8 +555,8 @@ class GitLabTracker:
             mark = next((lbl for lbl in add if lbl.endswith(f"escalated-{step}")), f"step-{step}")
             return (mark + suffix,)
 
-        comments = [c for c in changes if c.kind == "comment" and c.value and not set(tag(c.step)) & posted]
-        watchers = [c for c in changes if c.kind == "watchers" and c.values and not set(tag(c.step, " cc")) & posted]
+        comments = [c for c in changes if c.kind is ChangeKind.COMMENT and c.value and not set(tag(c.step)) & posted]
+        watchers = [c for c in changes if c.kind is ChangeKind.WATCHERS and c.values and not set(tag(c.step, " cc")) & posted]
         out = []
         if comments:
             out.append(_Note("\n\n".join(c.value or "" for c in comments), all(c.private for c in comments),
@@ -686,7 +695,4 @@ def create(spec: TrackerSpec, secret: str, options: AdapterOptions) -> GitLabTra
     """Entry point ``sla_sync.adapters: gitlab``."""
     if not spec.url.startswith(("http://", "https://")):
         raise UserError(f"tracker.url {spec.url!r} must start with http:// or https://")
-    if spec.due_field:
-        raise UserError("tracker.due_field: GitLab has no custom fields in its REST API; remove it "
-                        "(sla-sync writes the issue's due date)")
-    return GitLabTracker(spec, secret, options)
+    return GitLabTracker(settings_of(spec, GitLabSpec), secret, options)

@@ -15,7 +15,7 @@ Reading: one JQL search, ``project = X AND (statusCategory != Done OR updated >=
 "yyyy-MM-dd HH:mm") ORDER BY updated ASC, key ASC`` with ``expand=changelog,names``,
 100 issues a page, de-duplicated by key (an issue updated while the pages are read
 shows up twice).  JQL dates have minute precision and are read in the *API user's*
-timezone, so the cursor (minus ``tracker.overlap``) is written as a wall-clock time
+timezone, so the cursor (the sync has taken ``tracker.overlap`` off it) is written as a wall-clock time
 in the ``timeZone`` that ``/myself`` reports, rounded down, and moved one hour
 earlier inside a DST fold; if Jira reports no usable zone the window is widened by
 14 hours instead.  The changelog embedded in search results is capped (40 on
@@ -61,6 +61,10 @@ attempts, ``Retry-After`` as given or exponential back-off from 0.5 s (capped by
 ``options.max_wait``), waits through the injectable ``options.sleep``; 429, 500,
 502-504, timeouts and connection errors are retried, for GETs and for writes that
 are idempotent or checked as above.  ``tracker.timeout`` goes to every request.
+
+Shape, as every adapter: the client (``jira.JIRA``, built on first use, wrapped by
+``_run``/``_call`` in the shared retries and error translation), the pure
+``Mapper`` (payload → neutral issue and observed values), and ``JiraTracker``.
 """
 
 from __future__ import annotations
@@ -71,19 +75,19 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, TypeVar, assert_never
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import requests
 from jira import JIRA, JIRAError
 
 from sla_sync.errors import AuthError, TrackerError, UserError
-from sla_sync.model import Change, Event, Issue, Observed
-from sla_sync.schema import TrackerSpec
+from sla_sync.model import Change, ChangeKind, Event, Issue, Observed
+from sla_sync.schema import JiraSpec, TrackerSpec
 from sla_sync.tracker import AdapterOptions, Cached, Fetched, Tracked
 
 from .base import RETRY_STATUS as BASE_RETRY_STATUS
-from .base import RequestCounter, Retryable, assemble, retry_after
+from .base import RequestCounter, Retryable, assemble, retry_after, settings_of
 from .base import retrying as base_retrying
 
 T = TypeVar("T")
@@ -192,12 +196,93 @@ class _Writes:
     comments: list[Change] = field(default_factory=list)
 
 
+class Mapper:
+    """Jira payloads → neutral issues and managed values.  Pure: the look-ups it
+    needs (the API user, the agents, field names, the names the policy uses for
+    users, the due-instant field) are the tracker's, passed in."""
+
+    def events(
+        self, row: Mapping[str, Any], histories: Sequence[Mapping[str, Any]], comments: Sequence[Mapping[str, Any]],
+        *, me: str | None, agents: frozenset[str] | None,
+    ) -> tuple[Event, ...]:
+        """The changelog and the comments as events, in time order; a comment is an
+        agent's when its author is one of ``agents`` (or, with none named, anyone but
+        the reporter), never the API user's."""
+        reporter = _user_id((row.get("fields") or {}).get("reporter"))
+        events: list[Event] = []
+        for history in histories:
+            at = _instant(history["created"])
+            author = _user_id(history.get("author"))
+            events += [e for item in history.get("items") or [] if (e := _item_event(at, item, author)) is not None]
+        for comment in comments:
+            author = _user_id(comment.get("author"))
+            by_agent = author is not None and author != me and (
+                author in agents if agents is not None else author != reporter)
+            events.append(Event(_instant(comment["created"]), "comment", public=_public(dict(comment)),
+                                by_agent=by_agent, author=author))
+        events.sort(key=lambda e: e.at)
+        return tuple(events)
+
+    def tracked(
+        self, row: Mapping[str, Any], events: tuple[Event, ...], *, field_names: Mapping[str, str],
+        directory: Mapping[str, str], due_id: str | None,
+    ) -> Tracked:
+        """A search or issue row, with its events, as the sync sees it."""
+        f = row.get("fields") or {}
+        custom: dict[str, Any] = {}
+        for fid, value in f.items():
+            plain = _plain(value) if fid.startswith("customfield_") else None
+            if plain is None:
+                continue
+            custom[fid] = plain
+            name = field_names.get(fid)
+            if name:
+                custom.setdefault(name, plain)
+                custom.setdefault(name.lower(), plain)
+        assignee = name_of(directory, _user_id(f.get("assignee")))
+        versions = f.get("fixVersions") or []
+        status = f.get("status") or {}
+        issue = Issue(
+            key=row["key"],
+            title=f.get("summary") or "",
+            created_at=_instant(f["created"]),
+            updated_at=_instant(f["updated"]),
+            status=status.get("name", ""),
+            priority=(f.get("priority") or {}).get("name"),
+            type=(f.get("issuetype") or {}).get("name"),
+            project=(f.get("project") or {}).get("key"),
+            labels=tuple(f.get("labels") or ()),
+            assignee=assignee,
+            milestone=versions[0].get("name") if versions else None,
+            due_date=f.get("duedate"),
+            fields=custom,
+            events=events,
+        )
+        observed = Observed(f.get("duedate"), frozenset(issue.labels), assignee,
+                            neutral_instant(f.get(due_id)) if due_id else None)
+        done = (status.get("statusCategory") or {}).get("key") == "done"
+        return Tracked(issue, observed, _version(f["updated"]), open=not done)
+
+
+MAPPER = Mapper()
+
+
+def name_of(directory: Mapping[str, str], user_id: str | None) -> str | None:
+    """A user id → the name the policy uses for it, else the id itself."""
+    if user_id is None:
+        return None
+    for key, value in directory.items():
+        if key.startswith("user:") and value == user_id:
+            return key[5:]
+    return user_id
+
+
 class JiraTracker:
     """The ``Tracker`` for Jira Cloud and Jira Data Center (8.x, 9.x, 10.x)."""
 
     kind = "jira"
 
-    def __init__(self, spec: TrackerSpec, secret: str, options: AdapterOptions, user: str | None) -> None:
+    def __init__(self, spec: JiraSpec, secret: str, options: AdapterOptions, user: str | None) -> None:
         self.url = spec.url.rstrip("/")
         self.spec = spec
         self.options = options
@@ -369,21 +454,8 @@ class JiraTracker:
 
     def _events(self, row: dict[str, Any]) -> tuple[Event, ...]:
         """The issue's history as neutral events (fetching what search left out)."""
-        fields = row.get("fields") or {}
-        reporter = _user_id(fields.get("reporter"))
         me = self.directory.get("self") or _user_id(self._myself())
-        events: list[Event] = []
-        for history in self._histories(row):
-            at = _instant(history["created"])
-            author = _user_id(history.get("author"))
-            events += [e for item in history.get("items") or [] if (e := _item_event(at, item, author)) is not None]
-        agents = self._agent_ids()
-        for comment in self._comments(row):
-            author = _user_id(comment.get("author"))
-            by_agent = author is not None and author != me and (author in agents if agents is not None else author != reporter)
-            events.append(Event(_instant(comment["created"]), "comment", public=_public(comment), by_agent=by_agent, author=author))
-        events.sort(key=lambda e: e.at)
-        return tuple(events)
+        return MAPPER.events(row, self._histories(row), self._comments(row), me=me, agents=self._agent_ids())
 
     def _histories(self, row: dict[str, Any]) -> list[dict[str, Any]]:
         log = row.get("changelog") or {}
@@ -422,52 +494,13 @@ class JiraTracker:
                 return out
 
     def _tracked(self, row: dict[str, Any], events: tuple[Event, ...]) -> Tracked:
-        f = row.get("fields") or {}
-        custom: dict[str, Any] = {}
-        for fid, value in f.items():
-            plain = _plain(value) if fid.startswith("customfield_") else None
-            if plain is None:
-                continue
-            custom[fid] = plain
-            name = self._names.get(fid)
-            if name:
-                custom.setdefault(name, plain)
-                custom.setdefault(name.lower(), plain)
-        assignee = self._name_of(_user_id(f.get("assignee")))
-        versions = f.get("fixVersions") or []
-        status = f.get("status") or {}
-        issue = Issue(
-            key=row["key"],
-            title=f.get("summary") or "",
-            created_at=_instant(f["created"]),
-            updated_at=_instant(f["updated"]),
-            status=status.get("name", ""),
-            priority=(f.get("priority") or {}).get("name"),
-            type=(f.get("issuetype") or {}).get("name"),
-            project=(f.get("project") or {}).get("key"),
-            labels=tuple(f.get("labels") or ()),
-            assignee=assignee,
-            milestone=versions[0].get("name") if versions else None,
-            due_date=f.get("duedate"),
-            fields=custom,
-            events=events,
-        )
-        due_id = self._due_field_id()
-        observed = Observed(f.get("duedate"), frozenset(issue.labels), assignee,
-                            neutral_instant(f.get(due_id)) if due_id else None)
-        done = (status.get("statusCategory") or {}).get("key") == "done"
-        return Tracked(issue, observed, _version(f["updated"]), open=not done)
+        return MAPPER.tracked(row, events, field_names=self._names, directory=self.directory,
+                              due_id=self._due_field_id())
 
     # -- users, groups and fields --------------------------------------------------------
 
     def _name_of(self, user_id: str | None) -> str | None:
-        """A user id → the name the policy uses for it, else the id itself."""
-        if user_id is None:
-            return None
-        for key, value in self.directory.items():
-            if key.startswith("user:") and value == user_id:
-                return key[5:]
-        return user_id
+        return name_of(self.directory, user_id)
 
     def _find_user(self, name: str) -> str | None:
         """A policy's name for a user → its id, by exact match only (see the module docstring)."""
@@ -553,24 +586,29 @@ class JiraTracker:
         w = _Writes()
         cloud = self.cloud
         for change in changes:
-            if change.kind == "due_date":
-                w.fields["duedate"] = change.value
-            elif change.kind == "due_instant":
-                fid = self._due_field_id()
-                if fid is None:
-                    raise TrackerError(f"Jira {self.url}, issue {key}: no single field {self.spec.due_field!r} for the due "
-                                       "instant; run `sla-sync check --online POLICY` for what to add")
-                w.fields[fid] = jira_datetime(change.value) if change.value else None
-            elif change.kind in ("add_labels", "remove_labels"):
-                verb = "add" if change.kind == "add_labels" else "remove"
-                w.labels += [{verb: label} for label in change.values]
-            elif change.kind == "assign" and change.value:
-                uid = self._require_user(change.value)
-                w.fields["assignee"] = {"accountId": uid} if cloud else {"name": uid}
-            elif change.kind == "watchers":
-                w.watchers += [self._require_user(name) for name in change.values]
-            elif change.kind == "comment" and change.value:
-                w.comments.append(change)
+            match change.kind:
+                case ChangeKind.DUE_DATE:
+                    w.fields["duedate"] = change.value
+                case ChangeKind.DUE_INSTANT:
+                    fid = self._due_field_id()
+                    if fid is None:
+                        raise TrackerError(f"Jira {self.url}, issue {key}: no single field {self.spec.due_field!r} for "
+                                           "the due instant; run `sla-sync check --online POLICY` for what to add")
+                    w.fields[fid] = jira_datetime(change.value) if change.value else None
+                case ChangeKind.ADD_LABELS | ChangeKind.REMOVE_LABELS:
+                    verb = "add" if change.kind is ChangeKind.ADD_LABELS else "remove"
+                    w.labels += [{verb: label} for label in change.values]
+                case ChangeKind.ASSIGN:
+                    if change.value:
+                        uid = self._require_user(change.value)
+                        w.fields["assignee"] = {"accountId": uid} if cloud else {"name": uid}
+                case ChangeKind.WATCHERS:
+                    w.watchers += [self._require_user(name) for name in change.values]
+                case ChangeKind.COMMENT:
+                    if change.value:
+                        w.comments.append(change)
+                case unknown:
+                    assert_never(unknown)
         return w
 
     def apply(self, key: str, changes: Sequence[Change]) -> None:
@@ -699,10 +737,11 @@ def create(spec: TrackerSpec, secret: str, options: AdapterOptions) -> JiraTrack
     """Entry point ``sla_sync.adapters: jira``."""
     if not spec.url.startswith(("http://", "https://")):
         raise UserError(f"tracker.url {spec.url!r} must start with http:// or https://")
+    settings = settings_of(spec, JiraSpec)
     user = None
-    if spec.user_env:
-        user = os.environ.get(spec.user_env, "").strip()
+    if settings.user_env:
+        user = os.environ.get(settings.user_env, "").strip()
         if not user:
-            raise UserError(f"the environment variable {spec.user_env} is empty or unset: set it to the e-mail of the "
-                            "Jira Cloud account (or remove tracker.user_env for Data Center)")
-    return JiraTracker(spec, secret, options, user)
+            raise UserError(f"the environment variable {settings.user_env} is empty or unset: set it to the e-mail of "
+                            "the Jira Cloud account (or remove tracker.user_env for Data Center)")
+    return JiraTracker(settings, secret, options, user)

@@ -1,7 +1,7 @@
 """Redmine, through python-redmine.
 
 Reading: every open issue of the project, plus every closed issue updated since the
-cursor (minus the overlap window), each once; one request per 100 issues.
+cursor (the sync has taken the overlap window off it), each once; one request per 100 issues.
 Journals (``include=journals``) are fetched only for issues whose ``updated_on``
 differs from the state store's copy.  Journals map to neutral events: status and
 priority changes, notes (public unless ``private_notes``, by an agent when the
@@ -14,9 +14,12 @@ of an issue's changes go in one ``PUT /issues/ID.json`` (due date, labels field,
 assignee, note), so a step's note and its marker label land together or not at
 all; watchers are added first, which is idempotent.
 
-python-redmine 2.5.0 neither retries nor honours a timeout; ``RetryingEngine``
-adds both: bounded attempts with exponential back-off, ``Retry-After`` honoured,
-GETs retried freely and a PUT retried only after a check that it did not land.
+The module has the shape of every adapter: the client wrapper
+(``RetryingEngine``: python-redmine 2.5.0 neither retries nor honours a timeout,
+so it adds both: bounded attempts with exponential back-off, ``Retry-After``
+honoured, GETs retried freely and a PUT retried only after a check that it did not
+land), the pure ``Mapper`` (payload → neutral issue and observed values), and the
+``RedmineTracker`` that makes the requests and the look-ups.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, assert_never
 
 import requests
 import tenacity
@@ -34,8 +37,8 @@ from redminelib.engines.sync import SyncEngine
 
 from sla_sync.calendar import iso_utc
 from sla_sync.errors import AuthError, TrackerError, UserError
-from sla_sync.model import Change, Event, Issue, Observed
-from sla_sync.schema import TrackerSpec
+from sla_sync.model import Change, ChangeKind, Event, Issue, Observed
+from sla_sync.schema import RedmineSpec, TrackerSpec
 from sla_sync.tracker import AdapterOptions, Cached, Fetched, Tracked
 
 from .base import (
@@ -45,6 +48,7 @@ from .base import (
     assemble,
     retry_after,
     retrying,
+    settings_of,
 )
 
 
@@ -103,12 +107,98 @@ def _instant(text: str) -> int:
     return int(datetime.fromisoformat(text).timestamp())
 
 
+class Mapper:
+    """Redmine payloads → neutral issues and managed values.  Pure: the look-ups it
+    needs (status and priority names, the API user, the agents, the names of
+    principals) are the tracker's, passed in."""
+
+    def __init__(self, labels_field: str, due_field: str | None) -> None:
+        self.labels_field, self.due_field = labels_field, due_field
+
+    def labels_field_id(self, row: Mapping[str, Any]) -> int | None:
+        for cf in row.get("custom_fields") or []:
+            if cf.get("name") == self.labels_field:
+                return int(cf["id"])
+        return None
+
+    def events(
+        self, full: Mapping[str, Any], statuses: Mapping[str, str], priorities: Mapping[str, str], *,
+        me: int, agents: frozenset[int] | None,
+    ) -> tuple[Event, ...]:
+        """An issue's journals as events; a note is an agent's when its author is one
+        of ``agents`` (or, with none named, anyone but the issue's author), never the API user."""
+        field_id = str(self.labels_field_id(full) or "")
+        author = (full.get("author") or {}).get("id")
+        events: list[Event] = []
+        for j in full.get("journals") or []:
+            at = _instant(j["created_on"])
+            user = (j.get("user") or {}).get("id")
+            login = (j.get("user") or {}).get("name")
+            for d in j.get("details") or []:
+                prop, name = d.get("property"), d.get("name")
+                old, new = d.get("old_value"), d.get("new_value")
+                if prop == "attr" and name == "status_id":
+                    events.append(Event(at, "status", from_=statuses.get(str(old), old), to=statuses.get(str(new), new),
+                                        author=login))
+                elif prop == "attr" and name == "priority_id":
+                    events.append(Event(at, "field", field="priority", from_=priorities.get(str(old), old),
+                                        to=priorities.get(str(new), new), author=login))
+                elif prop == "cf" and field_id and str(name) == field_id:
+                    events.append(Event(at, "label", added=(new,) if new else (), removed=(old,) if old else (),
+                                        author=login))
+            if (j.get("notes") or "").strip():
+                by_agent = user != me and (user in agents if agents is not None else user != author)
+                events.append(Event(at, "comment", public=not j.get("private_notes", False), by_agent=by_agent,
+                                    author=login))
+        return tuple(events)
+
+    def tracked(self, row: Mapping[str, Any], events: tuple[Event, ...], directory: Mapping[str, str]) -> Tracked:
+        """A list or issue row, with its events, as the sync sees it."""
+        fields = {cf["name"]: cf.get("value") for cf in row.get("custom_fields") or []}
+        labels_value = fields.get(self.labels_field) or []
+        labels = tuple(labels_value if isinstance(labels_value, list) else [labels_value])
+        assigned = row.get("assigned_to") or {}
+        assignee = name_of(directory, assigned.get("id")) or assigned.get("name")
+        status = (row.get("status") or {}).get("name", "")
+        version = (row.get("fixed_version") or {}).get("name")
+        issue = Issue(
+            key=str(row["id"]),
+            title=row.get("subject", ""),
+            created_at=_instant(row["created_on"]),
+            updated_at=_instant(row["updated_on"]),
+            status=status,
+            priority=(row.get("priority") or {}).get("name"),
+            type=(row.get("tracker") or {}).get("name"),
+            project=(row.get("project") or {}).get("name"),
+            labels=tuple(v for v in labels if v),
+            assignee=assignee,
+            milestone=version,
+            due_date=row.get("due_date"),
+            fields={k: v for k, v in fields.items() if k != self.labels_field},
+            events=events,
+        )
+        due_instant = fields.get(self.due_field) if self.due_field else None
+        observed = Observed(row.get("due_date"), frozenset(issue.labels), assignee, due_instant or None)
+        closed = bool((row.get("status") or {}).get("is_closed", False))
+        return Tracked(issue, observed, row["updated_on"], open=not closed)
+
+
+def name_of(directory: Mapping[str, str], principal: int | None) -> str | None:
+    """The login or group name the tracker resolved for a principal id, if any."""
+    if principal is None:
+        return None
+    for key, value in directory.items():
+        if value == str(principal) and ":" in key:
+            return key.split(":", 1)[1]
+    return None
+
+
 class RedmineTracker:
     """The ``Tracker`` for Redmine 4.2 and 5.x."""
 
     kind = "redmine"
 
-    def __init__(self, spec: TrackerSpec, secret: str, options: AdapterOptions) -> None:
+    def __init__(self, spec: RedmineSpec, secret: str, options: AdapterOptions) -> None:
         self.url = spec.url.rstrip("/")
         self.spec = spec
         self.options = options
@@ -130,6 +220,7 @@ class RedmineTracker:
         self._agents: frozenset[int] | None = None
         self._field_id: int | None = None
         self._rows: dict[str, dict[str, Any]] = {}  # list rows of the last fetch, for apply
+        self.mapper = Mapper(spec.labels_field, spec.due_field)
 
     # -- errors ------------------------------------------------------------------
 
@@ -216,58 +307,10 @@ class RedmineTracker:
 
     def _map_journals(self, full: dict[str, Any]) -> tuple[Event, ...]:
         statuses, priorities = self._names()
-        field_id = str(self._labels_field_id(full) or "")
-        author = (full.get("author") or {}).get("id")
-        agents = self._agent_ids()
-        me = self._self_id()
-        events: list[Event] = []
-        for j in full.get("journals") or []:
-            at = _instant(j["created_on"])
-            user = (j.get("user") or {}).get("id")
-            login = (j.get("user") or {}).get("name")
-            for d in j.get("details") or []:
-                prop, name = d.get("property"), d.get("name")
-                old, new = d.get("old_value"), d.get("new_value")
-                if prop == "attr" and name == "status_id":
-                    events.append(Event(at, "status", from_=statuses.get(str(old), old), to=statuses.get(str(new), new), author=login))
-                elif prop == "attr" and name == "priority_id":
-                    events.append(Event(at, "field", field="priority", from_=priorities.get(str(old), old),
-                                        to=priorities.get(str(new), new), author=login))
-                elif prop == "cf" and field_id and str(name) == field_id:
-                    events.append(Event(at, "label", added=(new,) if new else (), removed=(old,) if old else (), author=login))
-            if (j.get("notes") or "").strip():
-                by_agent = user != me and (user in agents if agents is not None else user != author)
-                events.append(Event(at, "comment", public=not j.get("private_notes", False), by_agent=by_agent, author=login))
-        return tuple(events)
+        return self.mapper.events(full, statuses, priorities, me=self._self_id(), agents=self._agent_ids())
 
     def _tracked(self, row: dict[str, Any], events: tuple[Event, ...]) -> Tracked:
-        fields = {cf["name"]: cf.get("value") for cf in row.get("custom_fields") or []}
-        labels_value = fields.get(self.spec.labels_field) or []
-        labels = tuple(labels_value if isinstance(labels_value, list) else [labels_value])
-        assigned = row.get("assigned_to") or {}
-        assignee = self._name_of(assigned.get("id")) or assigned.get("name")
-        status = (row.get("status") or {}).get("name", "")
-        version = (row.get("fixed_version") or {}).get("name")
-        issue = Issue(
-            key=str(row["id"]),
-            title=row.get("subject", ""),
-            created_at=_instant(row["created_on"]),
-            updated_at=_instant(row["updated_on"]),
-            status=status,
-            priority=(row.get("priority") or {}).get("name"),
-            type=(row.get("tracker") or {}).get("name"),
-            project=(row.get("project") or {}).get("name"),
-            labels=tuple(v for v in labels if v),
-            assignee=assignee,
-            milestone=version,
-            due_date=row.get("due_date"),
-            fields={k: v for k, v in fields.items() if k != self.spec.labels_field},
-            events=events,
-        )
-        due_instant = fields.get(self.spec.due_field) if self.spec.due_field else None
-        observed = Observed(row.get("due_date"), frozenset(issue.labels), assignee, due_instant or None)
-        closed = bool((row.get("status") or {}).get("is_closed", False))
-        return Tracked(issue, observed, row["updated_on"], open=not closed)
+        return self.mapper.tracked(row, events, self.directory)
 
     # -- names and ids ---------------------------------------------------------
 
@@ -312,14 +355,6 @@ class RedmineTracker:
             return gid
         raise TrackerError(f"Redmine {self.url}: no user with login {name!r} and no group named {name!r}; fix the policy or create it")
 
-    def _name_of(self, principal: int | None) -> str | None:
-        if principal is None:
-            return None
-        for key, value in self.directory.items():
-            if value == str(principal) and ":" in key:
-                return key.split(":", 1)[1]
-        return None
-
     def _agent_ids(self) -> frozenset[int] | None:
         """Ids of the agents the policy names; ``None`` when it names none."""
         users, groups = self.options.agents_users, self.options.agents_groups
@@ -345,13 +380,6 @@ class RedmineTracker:
         )
         return {int(u["id"]) for u in group.get("users") or []}
 
-    def _labels_field_id(self, row: dict[str, Any]) -> int | None:
-        for cf in row.get("custom_fields") or []:
-            if cf.get("name") == self.spec.labels_field:
-                self._field_id = int(cf["id"])
-                return self._field_id
-        return self._field_id
-
     # -- writing -------------------------------------------------------------------
 
     def apply(self, key: str, changes: Sequence[Change]) -> None:
@@ -362,30 +390,36 @@ class RedmineTracker:
         labels = set(self._tracked(row, ()).issue.labels)
         labels_changed = False
         for change in changes:
-            if change.kind == "due_date":
-                fields["due_date"] = change.value
-            elif change.kind == "due_instant" and self.spec.due_field:
-                fields.setdefault("custom_fields", []).append({"id": self._custom_field_id(row, self.spec.due_field, key), "value": change.value})
-            elif change.kind == "add_labels":
-                labels |= set(change.values)
-                labels_changed = True
-            elif change.kind == "remove_labels":
-                labels -= set(change.values)
-                labels_changed = True
-            elif change.kind == "assign" and change.value:
-                fields["assigned_to_id"] = self._principal_id(change.value)
-            elif change.kind == "watchers":
-                for name in change.values:
-                    self._add_watcher(key, self._principal_id(name))
-            elif change.kind == "comment":
-                text = change.value or ""
-                fields["notes"] = f"{fields['notes']}\n\n{text}" if "notes" in fields else text
-                fields["private_notes"] = bool(fields.get("private_notes", True)) and change.private
+            match change.kind:
+                case ChangeKind.DUE_DATE:
+                    fields["due_date"] = change.value
+                case ChangeKind.DUE_INSTANT:
+                    if self.spec.due_field:
+                        field = {"id": self._custom_field_id(row, self.spec.due_field, key), "value": change.value}
+                        fields.setdefault("custom_fields", []).append(field)
+                case ChangeKind.ADD_LABELS:
+                    labels |= set(change.values)
+                    labels_changed = True
+                case ChangeKind.REMOVE_LABELS:
+                    labels -= set(change.values)
+                    labels_changed = True
+                case ChangeKind.ASSIGN:
+                    if change.value:
+                        fields["assigned_to_id"] = self._principal_id(change.value)
+                case ChangeKind.WATCHERS:
+                    for name in change.values:
+                        self._add_watcher(key, self._principal_id(name))
+                case ChangeKind.COMMENT:
+                    text = change.value or ""
+                    fields["notes"] = f"{fields['notes']}\n\n{text}" if "notes" in fields else text
+                    fields["private_notes"] = bool(fields.get("private_notes", True)) and change.private
+                case unknown:
+                    assert_never(unknown)
         if labels_changed:
             field_id = self._custom_field_id(row, self.spec.labels_field, key)
             fields.setdefault("custom_fields", []).append({"id": field_id, "value": sorted(labels)})
         if fields:
-            self._put(key, fields, markers=[lbl for c in changes if c.kind == "add_labels" for lbl in c.values if "escalated-" in lbl])
+            self._put(key, fields, markers=[lbl for c in changes if c.kind is ChangeKind.ADD_LABELS for lbl in c.values if "escalated-" in lbl])
 
     def _custom_field_id(self, row: dict[str, Any], name: str, key: str) -> int:
         for cf in row.get("custom_fields") or []:
@@ -477,4 +511,4 @@ def create(spec: TrackerSpec, secret: str, options: AdapterOptions) -> RedmineTr
     """Entry point ``sla_sync.adapters: redmine``."""
     if not spec.url.startswith(("http://", "https://")):
         raise UserError(f"tracker.url {spec.url!r} must start with http:// or https://")
-    return RedmineTracker(spec, secret, options)
+    return RedmineTracker(settings_of(spec, RedmineSpec), secret, options)

@@ -107,19 +107,32 @@ class IssueSla:
     timezone: str = "UTC"  # of the calendar the clocks ran on (the revision in force)
 
 
+class ChangeKind(StrEnum):
+    """What a ``Change`` writes; every adapter handles each one (an exhaustive ``match``)."""
+
+    DUE_DATE = "due_date"  # value: YYYY-MM-DD
+    DUE_INSTANT = "due_instant"  # value: an ISO instant, into the tracker's datetime field
+    ADD_LABELS = "add_labels"  # values
+    REMOVE_LABELS = "remove_labels"  # values
+    ASSIGN = "assign"  # value: a login or group name
+    WATCHERS = "watchers"  # values: logins or group names
+    COMMENT = "comment"  # value: the text; private
+
+
 @dataclass(frozen=True, slots=True)
 class Change:
     """One write the plan asks of a tracker, for one issue.
 
-    ``kind`` is one of ``due_date`` (``value``: ``YYYY-MM-DD``), ``due_instant``
-    (``value``: ISO instant), ``add_labels``/``remove_labels`` (``values``),
-    ``assign`` (``value``: a login or group name), ``watchers`` (``values``) and
-    ``comment`` (``value``: the text, ``private``).  ``step`` names the escalation
-    step (1-based) that asked for it, if any.
+    ``kind`` is a ``ChangeKind`` (a plain string is converted; an unknown one is a
+    ``ValueError``).  ``step`` names the escalation step (1-based) that asked for
+    it, if any.
     """
 
-    kind: str
+    kind: ChangeKind
     value: str | None = None
     values: tuple[str, ...] = ()
     private: bool = True
     step: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", ChangeKind(self.kind))

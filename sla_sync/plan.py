@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from .model import Change, IssueSla, Observed, SlaState, State, Written
+from .model import Change, ChangeKind, IssueSla, Observed, SlaState, State, Written
 from .policy import Policy, Step, managed_labels, marker
 
 
@@ -88,13 +88,13 @@ def plan_issue(sla: IssueSla, observed: Observed, written: Written, policy: Poli
     due, instant = _due_date(sla, policy)
     write, note = _respect("due date", due, observed.due_date, written.due_date, override)
     if write:
-        changes.append(Change("due_date", value=due))
+        changes.append(Change(ChangeKind.DUE_DATE, value=due))
         new_written = Written(due, new_written.assignee, new_written.due_instant)
     kept += [note] if note else []
     if wb.due_field:
         write, note = _respect("due instant", instant, observed.due_instant, written.due_instant, override)
         if write:
-            changes.append(Change("due_instant", value=instant))
+            changes.append(Change(ChangeKind.DUE_INSTANT, value=instant))
             new_written = Written(new_written.due_date, new_written.assignee, instant)
         kept += [note] if note else []
 
@@ -122,15 +122,15 @@ def plan_issue(sla: IssueSla, observed: Observed, written: Written, policy: Poli
         spec = step.spec
         add += [lbl for lbl in (*spec.add_labels, mark) if lbl not in observed.labels and lbl not in add]
         if spec.watchers:
-            step_changes.append(Change("watchers", values=tuple(spec.watchers), step=step.number))
+            step_changes.append(Change(ChangeKind.WATCHERS, values=tuple(spec.watchers), step=step.number))
         if spec.assign:
-            step_changes.append(Change("assign", value=spec.assign, step=step.number))
+            step_changes.append(Change(ChangeKind.ASSIGN, value=spec.assign, step=step.number))
             assignee = spec.assign
         if spec.comment:
-            step_changes.append(Change("comment", value=spec.comment, private=spec.private, step=step.number))
+            step_changes.append(Change(ChangeKind.COMMENT, value=spec.comment, private=spec.private, step=step.number))
     if not fired and written.assignee is not None and observed.assignee != written.assignee:
         if override:
-            step_changes.append(Change("assign", value=written.assignee))
+            step_changes.append(Change(ChangeKind.ASSIGN, value=written.assignee))
         else:
             kept.append(f"assignee changed by hand to {observed.assignee or 'nobody'} "
                         f"(an escalation assigned {written.assignee}): kept")
@@ -139,9 +139,9 @@ def plan_issue(sla: IssueSla, observed: Observed, written: Written, policy: Poli
         new_written = Written(new_written.due_date, assignee, new_written.due_instant)
 
     if add:
-        changes.append(Change("add_labels", values=tuple(add)))
+        changes.append(Change(ChangeKind.ADD_LABELS, values=tuple(add)))
     if remove:
-        changes.append(Change("remove_labels", values=tuple(remove)))
+        changes.append(Change(ChangeKind.REMOVE_LABELS, values=tuple(remove)))
     changes += step_changes
     return IssuePlan(sla.key, sla.level, tuple(changes), tuple(kept), tuple(fired), new_written)
 
@@ -149,7 +149,7 @@ def plan_issue(sla: IssueSla, observed: Observed, written: Written, policy: Poli
 def describe_change(change: Change) -> str:
     """One change in words, as the plan table and the log lines show it."""
     step = f" (step {change.step})" if change.step else ""
-    if change.kind == "comment":
+    if change.kind is ChangeKind.COMMENT:
         where = "private" if change.private else "public"
         return f"{where} note{step}: {change.value}"
     if change.values:

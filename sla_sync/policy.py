@@ -272,7 +272,7 @@ def compile_policy(spec: PolicyFile, source: str = "<policy>") -> Policy:
             labels=wb.labels,
             label_prefix=wb.label_prefix,
             override=wb.on_manual_change == "override",
-            due_field=spec.tracker is not None and spec.tracker.due_field is not None,
+            due_field=spec.tracker is not None and spec.tracker.due_instant_field is not None,
         ),
         csat=Csat(spec.report.csat_field, dict(spec.report.csat_values)),
         tracker=spec.tracker,

@@ -17,6 +17,7 @@ import yaml
 from pydantic import ValidationError
 
 from .errors import UserError
+from .schema import kinds_with
 
 Loc = tuple[str | int, ...]
 
@@ -156,7 +157,7 @@ def pydantic_problems(path: str, doc: _Located, exc: ValidationError) -> list[Pr
         loc = _data_loc(doc.data, tuple(err["loc"]), keep_last=kind == "missing")
         msg = err["msg"].removeprefix("Value error, ")
         if kind == "extra_forbidden":
-            msg = f"unknown key {loc[-1]!r}: remove it or check its spelling"
+            msg = _other_kinds_setting(doc.data, loc) or f"unknown key {loc[-1]!r}: remove it or check its spelling"
         elif kind == "missing":
             msg = f"missing key {loc[-1]!r}"
         elif kind == "literal_error":
@@ -173,3 +174,13 @@ def pydantic_problems(path: str, doc: _Located, exc: ValidationError) -> list[Pr
         problems.append(Problem(path, line, col, text))
     return problems
 
+
+def _other_kinds_setting(data: Any, loc: Loc) -> str | None:
+    """For a tracker setting that only other kinds have: say so, and which."""
+    if len(loc) != 2 or loc[0] != "tracker" or not isinstance(data.get("tracker"), dict):
+        return None
+    kind, setting = data["tracker"].get("kind"), str(loc[1])
+    owners = [k for k in kinds_with(setting) if k != kind]
+    if not owners:
+        return None
+    return f"a {kind} tracker has no {setting!r} setting (only {' and '.join(owners)} have it): remove it"

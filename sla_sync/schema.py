@@ -91,23 +91,97 @@ class Agents(_Frozen):
 
 
 class TrackerSpec(_Frozen):
-    """Where the issues live and how to reach them.  Secrets by reference only."""
+    """Where the issues live and how to reach them: the settings every tracker
+    kind has.  Secrets by reference only.  ``tracker`` in a policy file is one of
+    the subclasses, chosen by ``kind``."""
 
     kind: str = Field(description="redmine | gitlab | jira, or a plugin's name")
     url: str
     project: str
     api_key_env: str | None = Field(None, description="environment variable holding the API key or token")
     api_key_file: str | None = Field(None, description="file holding the API key or token")
-    user_env: str | None = Field(None, description="Jira Cloud: variable holding the account e-mail")
     agents: Agents | None = Field(None, description="default: anyone but the issue's author")
-    labels_field: str = Field("SLA", description="Redmine: the multi-value list custom field holding the SLA labels")
-    due_field: str | None = Field(None, description="a datetime custom field for the exact due instant")
-    status_labels: str | None = Field(None, description="GitLab: scoped-label prefix holding the status, e.g. 'status::'")
-    priority_labels: str | None = Field(None, description="GitLab: scoped-label prefix holding the priority")
     timeout: Annotated[float, Field(gt=0)] = 30.0
     max_attempts: Annotated[int, Field(ge=1, le=10)] = 5
     max_wait: Annotated[float, Field(gt=0, le=3600, description="longest wait between two attempts, seconds")] = 60.0
     overlap: Duration = Field("5m", description="how far each incremental fetch reaches back")
+
+    @property
+    def due_instant_field(self) -> str | None:
+        """The datetime custom field for the exact due instant, where the kind has one."""
+        return None
+
+
+_DUE_FIELD = Field(None, description="a datetime custom field for the exact due instant")
+
+
+class RedmineSpec(TrackerSpec):
+    """A Redmine project (``kind: redmine``)."""
+
+    kind: Literal["redmine"]
+    labels_field: str = Field("SLA", description="the multi-value list custom field holding the SLA labels")
+    due_field: str | None = _DUE_FIELD
+
+    @property
+    def due_instant_field(self) -> str | None:
+        return self.due_field
+
+
+class GitLabSpec(TrackerSpec):
+    """A GitLab project (``kind: gitlab``): status and priority live in scoped labels;
+    it has no custom fields, so no ``due_field``."""
+
+    kind: Literal["gitlab"]
+    status_labels: str | None = Field(None, description="scoped-label prefix holding the status, e.g. 'status::'")
+    priority_labels: str | None = Field(None, description="scoped-label prefix holding the priority")
+
+
+class JiraSpec(TrackerSpec):
+    """A Jira Cloud or Data Center project (``kind: jira``)."""
+
+    kind: Literal["jira"]
+    user_env: str | None = Field(None, description="Jira Cloud: variable holding the account e-mail")
+    due_field: str | None = _DUE_FIELD
+
+    @property
+    def due_instant_field(self) -> str | None:
+        return self.due_field
+
+
+class PluginSpec(TrackerSpec):
+    """A tracker of a third-party adapter: every setting a built-in kind knows."""
+
+    user_env: str | None = None
+    labels_field: str = "SLA"
+    due_field: str | None = _DUE_FIELD
+    status_labels: str | None = None
+    priority_labels: str | None = None
+
+    @property
+    def due_instant_field(self) -> str | None:
+        return self.due_field
+
+
+BUILTIN_TRACKERS: dict[str, type[TrackerSpec]] = {"redmine": RedmineSpec, "gitlab": GitLabSpec, "jira": JiraSpec}
+
+
+def _tracker_kind(value: Any) -> str:
+    kind = value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
+    return kind if isinstance(kind, str) and kind in BUILTIN_TRACKERS else "plugin"
+
+
+AnyTrackerSpec = Annotated[
+    Annotated[RedmineSpec, Tag("redmine")]
+    | Annotated[GitLabSpec, Tag("gitlab")]
+    | Annotated[JiraSpec, Tag("jira")]
+    | Annotated[PluginSpec, Tag("plugin")],
+    Discriminator(_tracker_kind),
+]
+
+
+def kinds_with(setting: str) -> tuple[str, ...]:
+    """The built-in tracker kinds that have a setting (for a clear error where one has not)."""
+    return tuple(kind for kind, model in BUILTIN_TRACKERS.items() if setting in model.model_fields)
 
 
 class CalendarSpec(_Frozen):
@@ -240,7 +314,7 @@ class PolicyFile(_Frozen):
     """A policy file, as written."""
 
     name: str
-    tracker: TrackerSpec | None = None
+    tracker: AnyTrackerSpec | None = None
     calendars: dict[str, CalendarSpec]
     levels: dict[str, LevelSpec]
     revisions: tuple[RevisionSpec, ...] = Field((), description="dated changes of the levels, oldest first")

@@ -21,7 +21,7 @@ from sla_sync.adapters.redmine import RedmineTracker
 
 from sla_sync.neutral import issue_from_json
 from sla_sync.policy import PolicyError, parse_policy
-from sla_sync.schema import TrackerSpec
+from sla_sync.schema import RedmineSpec
 from sla_sync.timers import evaluate
 from sla_sync.tracker import AdapterOptions
 
@@ -141,7 +141,7 @@ GITLAB_ROW = {
 
 
 def redmine_mapping() -> RedmineTracker:
-    spec = TrackerSpec(kind="redmine", url="http://127.0.0.1:9", project="support", api_key_env="X")
+    spec = RedmineSpec(kind="redmine", url="http://127.0.0.1:9", project="support", api_key_env="X")
     return RedmineTracker(spec, "key", AdapterOptions())
 
 

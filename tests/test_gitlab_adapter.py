@@ -24,7 +24,8 @@ from support import ts
 from sla_sync.errors import AuthError, TrackerError, UserError
 from sla_sync.model import Change, Event
 from sla_sync.policy import Policy, parse_policy
-from sla_sync.schema import TrackerSpec
+from sla_sync.positions import PolicyError
+from sla_sync.schema import GitLabSpec
 from sla_sync.state import Store
 from sla_sync.sync import PassResult, run_pass
 from sla_sync.tracker import AdapterOptions, Cached
@@ -67,7 +68,7 @@ def make(fake: GitLabFake, *, sleeps: Sleeps | None = None, secret: str = TOKEN,
     data = {"kind": "gitlab", "url": fake.url, "project": PROJECT, "api_key_env": "GL_TEST_TOKEN",
             "status_labels": "status::", "priority_labels": "priority::", "timeout": 2, **spec}
     options = AdapterOptions(agents_users=users, agents_groups=groups, sleep=sleeps if sleeps is not None else Sleeps())
-    return create(TrackerSpec.model_validate(data), secret, options)
+    return create(GitLabSpec.model_validate(data), secret, options)
 
 
 def count(fake: GitLabFake, method: str, template: str) -> int:
@@ -284,12 +285,26 @@ def test_labels_gitlab_cannot_create_are_reported(fake: GitLabFake) -> None:
     assert "did not add the labels sla:P9" in str(err.value) and "Reporter" in str(err.value)
 
 
-def test_a_due_field_is_refused() -> None:
-    spec = TrackerSpec.model_validate({"kind": "gitlab", "url": "https://gitlab.example.com", "project": "a/b",
-                                       "api_key_env": "X", "due_field": "SLA due"})
-    with pytest.raises(UserError) as err:
-        create(spec, "secret", AdapterOptions())
-    assert "due_field" in str(err.value)
+def test_a_due_field_is_a_check_error_at_its_line() -> None:
+    text = ("name: x\ntracker:\n  kind: gitlab\n  url: https://gitlab.example.com\n  project: a/b\n"
+            "  api_key_env: X\n  due_field: SLA due\n"
+            "calendars: {always: {timezone: UTC, hours: 24x7}}\n"
+            "levels: {P1: {calendar: always, resolution: 8h}}\nclassify: [{level: P1}]\n")
+    with pytest.raises(PolicyError) as err:
+        parse_policy(text, "gl.yaml")
+    assert [str(p) for p in err.value.problems] == [
+        "gl.yaml:7:3: tracker.due_field: a gitlab tracker has no 'due_field' setting "
+        "(only redmine and jira have it): remove it"
+    ]
+
+
+def test_settings_of_another_kind_are_refused_by_the_adapter() -> None:
+    other = parse_policy("name: x\ntracker: {kind: redmine, url: 'https://r.example.com', project: p, api_key_env: X}\n"
+                         "calendars: {always: {timezone: UTC, hours: 24x7}}\n"
+                         "levels: {P1: {calendar: always, resolution: 8h}}\nclassify: [{level: P1}]\n").tracker
+    assert other is not None
+    with pytest.raises(UserError, match="not GitLabSpec settings"):
+        create(other, "secret", AdapterOptions())
 
 
 # -- whole passes -------------------------------------------------------------------------------

@@ -103,3 +103,11 @@ def test_the_sync_loads_no_http_client_nor_retry_library() -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == []
+
+
+def test_the_architecture_map_names_every_module() -> None:
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    files = [p.relative_to(ROOT).as_posix() for folder in SOURCES.values() for p in sorted(folder.rglob("*.py"))]
+    unnamed = [f for f in files if not f.endswith(("__init__.py", "__main__.py"))
+               and f not in text and Path(f).name not in text]
+    assert unnamed == []

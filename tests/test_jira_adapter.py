@@ -20,7 +20,7 @@ from sla_sync.adapters.jira import JiraTracker, create, jql_time
 from sla_sync.errors import AuthError, TrackerError, UserError
 from sla_sync.model import Change, Event
 from sla_sync.policy import Policy, parse_policy
-from sla_sync.schema import TrackerSpec
+from sla_sync.schema import JiraSpec
 from sla_sync.state import Store
 from sla_sync.sync import run_pass
 from sla_sync.tracker import AdapterOptions, Cached
@@ -79,12 +79,12 @@ def cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[JiraFake]:
     jira.close()
 
 
-def spec(fake: JiraFake, **overrides: Any) -> TrackerSpec:
+def spec(fake: JiraFake, **overrides: Any) -> JiraSpec:
     values: dict[str, Any] = {
         "kind": "jira", "url": fake.url, "project": "SD", "api_key_env": TOKEN_ENV,
         "user_env": USER_ENV if fake.cloud else None, "due_field": DUE, "timeout": 2, "max_attempts": 3,
     }
-    return TrackerSpec(**{**values, **overrides})
+    return JiraSpec(**{**values, **overrides})
 
 
 def tracker(fake: JiraFake, sleeps: Sleeps | None = None, *, secret: str = TOKEN,
