@@ -8,22 +8,32 @@ live in ``sla_sync.tracker``; this module is what every adapter builds on:
 - ``assemble``: the shared part of every ``fetch`` (de-duplication, cached
   history, odd rows skipped and counted, the cursor candidate);
 - ``read_secret``: the API key from the environment or a file, never echoed;
-- ``RequestCounter``: requests by method, for tests and benchmarks.
+- ``RequestCounter``: requests by method, for tests and benchmarks;
+- ``guard_session``, ``certificate_error``, ``warn_plain_http``: what every
+  adapter's HTTP session does about redirects to another host, certificates that
+  do not verify, and tokens sent in the clear;
+- ``ODD_ANSWER``, ``Answers`` and ``odd_answer``: the one check of an answer's
+  shape, through each adapter's ``_call`` (``{}``, ``[]`` or ``null`` where a
+  record or a list is due is a one-line ``TrackerError`` naming the request and
+  what came back, never a traceback).
 """
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
+from urllib.parse import urljoin, urlsplit
 
 import requests
 import tenacity
 
-from sla_sync.errors import UserError
+from sla_sync.errors import TrackerError, UserError
 from sla_sync.model import Event
 from sla_sync.schema import TrackerSpec
 from sla_sync.tracker import Cached, Fetched, Tracked
@@ -211,3 +221,137 @@ class RequestCounter:
     @property
     def writes(self) -> int:
         return sum(n for m, n in self.counts.items() if m != "GET")
+
+
+# -- the connection: redirects, certificates, plain HTTP ------------------------------------
+
+
+class ConnectionSettingError(TrackerError, UserError):
+    """A connection that must not go on, whatever a retry would bring: a redirect to
+    another host (the session would carry the credentials there) or a certificate
+    that does not verify.  A setting to fix: exit 2, never retried."""
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) of a URL, the port filled in from the scheme."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or DEFAULT_PORTS.get(scheme)
+
+
+def host_port(url: str) -> str:
+    """``host:port`` as a message names a server."""
+    parts = urlsplit(url)
+    return parts.netloc.rsplit("@", 1)[-1] or url
+
+
+def _same_server(source: str, target: str) -> bool:
+    """Whether a redirect stays on the server it came from: the same scheme, host
+    and port, or the one upgrade requests itself trusts (http:80 to https:443 on
+    the same host)."""
+    a, b = origin(source), origin(target)
+    return a == b or (a[1] == b[1] and (a[0], a[2], b[0], b[2]) == ("http", 80, "https", 443))
+
+
+ODD_ANSWER = (KeyError, TypeError, AttributeError, IndexError, ValueError)
+"""What reading an answer of the wrong shape raises (``{}``, ``[]`` or ``null``
+where a list or a record was due), in the client library or in the adapter."""
+
+
+class Answers:
+    """A session's response hook that keeps the last answer, in one line: the
+    request, and the start of what came back (never a header)."""
+
+    SHOWN = 120
+
+    def __init__(self) -> None:
+        self.last: str | None = None
+
+    def __call__(self, response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
+        method = response.request.method if response.request is not None else "GET"
+        body = "(a stream)" if kwargs.get("stream") else " ".join(
+            response.content[:self.SHOWN].decode("utf-8", "replace").split()) or "(nothing)"
+        more = "..." if not kwargs.get("stream") and len(response.content) > self.SHOWN else ""
+        self.last = f"{method} {urlsplit(response.url).path} answered {body}{more} (HTTP {response.status_code})"
+        return response
+
+
+def odd_answer(where: str, what: str, exc: BaseException, answers: Answers | None, hint: str,
+               secret: str | None = None) -> TrackerError:
+    """The one error for an answer of an unexpected shape: which request, what came
+    back, and what to check.  Not retried: the same URL gives the same answer."""
+    seen = f"; {answers.last}" if answers is not None and answers.last else ""
+    why = (_odd(exc).splitlines() or [exc.__class__.__name__])[0]
+    message = " ".join(f"{where}: {what}: an answer of an unexpected shape ({why}){seen}; {hint}".split())
+    return TrackerError(message.replace(secret, "***") if secret and len(secret) >= 4 else message)
+
+
+def guard_session(session: requests.Session, tracker: str) -> Answers:
+    """Refuse to follow a redirect to another server.  requests drops
+    ``Authorization`` on such a redirect but sends every other header along, so
+    GitLab's ``PRIVATE-TOKEN`` and Redmine's ``X-Redmine-API-Key`` would reach the
+    other host; whatever the header, a tracker that sends its API elsewhere is a
+    ``tracker.url`` to fix, not a hop to follow.  A response hook, so it sees every
+    hop before requests follows it.  Also keeps the last answer (``Answers``), for
+    the message about an odd one, and returns it."""
+
+    def refuse(response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
+        if not response.is_redirect:
+            return response
+        target = urljoin(response.url, response.headers.get("location") or "")
+        if _same_server(response.url, target):
+            return response
+        response.close()
+        method = response.request.method if response.request is not None else "GET"
+        raise ConnectionSettingError(
+            f"{tracker} {host_port(response.url)} redirected {method} {urlsplit(response.url).path} "
+            f"(HTTP {response.status_code}) to another host, {host_port(target)}: sla-sync does not send its "
+            f"credentials to another host; if the tracker moved, set tracker.url to its new address "
+            f"({urlsplit(target).scheme}://{host_port(target)})"
+        )
+
+    answers = Answers()
+    session.hooks["response"] += [refuse, answers]
+    return answers
+
+
+def certificate_error(tracker: str, url: str, exc: BaseException) -> ConnectionSettingError:
+    """A TLS certificate that does not verify: what happened and how to fix it."""
+    reason = str(exc)
+    why = "it has expired" if "expired" in reason else (
+        "it does not name this host" if "hostname" in reason or "match" in reason else
+        "it is not signed by a certificate authority this machine trusts")
+    return ConnectionSettingError(
+        f"{tracker} {host_port(url)}: the server's TLS certificate does not verify ({why}): if the tracker uses "
+        "a private certificate authority, point REQUESTS_CA_BUNDLE at a PEM file with that authority's "
+        "certificate (several may be concatenated); otherwise check tracker.url and the server's certificate"
+    )
+
+
+LOG = logging.getLogger("sla_sync")
+_WARNED: set[str] = set()
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def warn_plain_http(tracker: str, url: str) -> None:
+    """Once per host and process, a warning when the token would travel in the
+    clear: ``http://`` to a host other than loopback."""
+    scheme, host, _ = origin(url)
+    if scheme != "http" or _loopback(host) or host in _WARNED:
+        return
+    _WARNED.add(host)
+    LOG.warning(
+        "%s %s: tracker.url is http://, so the API key or token crosses the network unencrypted: use https://",
+        tracker, host_port(url), extra={"run_id": "-", "policy": "-", "issue": "-"},
+    )

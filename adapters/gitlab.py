@@ -26,6 +26,9 @@ Mapping to the neutral issue:
   agent when its author is one of ``tracker.agents`` (users, or members of the
   groups, inherited membership included), or, without that setting, anyone but
   the issue's author.  sla-sync's own notes (the token's user) never count.
+  Due-date and assignee changes exist only as system notes ("changed due date to
+  November 5, 2026", "assigned to @a and unassigned @b"): they become ``field``
+  events (``field_events``), ``by_self`` when the note's author is the token's user.
 
 Writing: ``due_date``; labels only through ``add_labels``/``remove_labels``, never
 a full replace, so a person's labels are never dropped; ``assignee_ids`` from
@@ -43,7 +46,8 @@ due date, the labels (including the step's marker label ``<prefix>escalated-N``)
 and the assignee.  Every step's note ends with a hidden marker,
 ``<!-- sla-sync: sla:escalated-N -->`` (`` cc`` added on a watchers note), and
 before posting, the adapter reads the issue's notes and leaves out the steps
-whose marker is already there.  So:
+whose marker is already in a note *of the token's user* (anyone who may comment
+can type the marker: a Guest's copy of it is not sla-sync's note).  So:
 
 - a crash (or failure) after the note and before the ``PUT`` leaves no marker
   label; the next pass fires the step again, finds the note's marker and writes
@@ -107,13 +111,18 @@ from sla_sync.schema import GitLabSpec, TrackerSpec
 from sla_sync.tracker import AdapterOptions, Cached, Fetched, Tracked
 
 from .base import (
+    ODD_ANSWER,
     RETRY_STATUS,
     RequestCounter,
     Retryable,
     assemble,
+    certificate_error,
+    guard_session,
+    odd_answer,
     retry_after,
     retrying,
     settings_of,
+    warn_plain_http,
 )
 
 T = TypeVar("T")
@@ -121,6 +130,7 @@ T = TypeVar("T")
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT"})
 REPORTER = 20  # GitLab's access level that may create labels and write internal notes
 TAG = re.compile(r"<!-- sla-sync: ([^<>]*?) -->")
+ODD_HINT = "is tracker.url the GitLab server (https://gitlab.example.com), not a page or a proxy's?"
 
 
 # -- HTTP: one session that counts, retries and waits as told ------------------------
@@ -150,6 +160,8 @@ class RetryingSession(requests.Session):
         self.counter.add(method)
         try:
             response = super().send(request, **kwargs)
+        except requests.exceptions.SSLError as exc:  # a ConnectionError, but no retry will change it
+            raise certificate_error("GitLab", where, exc) from None
         except (requests.Timeout, requests.ConnectionError) as exc:
             raise Retryable(f"{exc.__class__.__name__} talking to {where}") from None
         code = response.status_code
@@ -220,6 +232,73 @@ def _before(row: Mapping[str, Any], entries: Sequence[Entry]) -> tuple[set[str],
     return labels, state
 
 
+DUE_NOTE = re.compile(r"\b(changed|removed) due date(?: to)?(?: ([A-Z][a-z]+ +\d{1,2}, \d{4}))?")
+
+
+def _due_change(body: str) -> tuple[bool, str | None]:
+    """A system note's due-date change ("changed due date to November 5, 2026",
+    "removed due date"): whether it is one, and the new date (``None``: removed)."""
+    found = DUE_NOTE.search(body)
+    if found is None or (found.group(1) == "changed" and found.group(2) is None):
+        return False, None
+    if found.group(1) == "removed":
+        return True, None
+    return True, datetime.strptime(" ".join(found.group(2).split()), "%B %d, %Y").date().isoformat()
+
+
+def _assignee_change(body: str) -> tuple[list[str], list[str], bool] | None:
+    """A system note's assignee change ("assigned to @a and @b and unassigned @c",
+    "removed assignee"): (added, removed, whether it replaced all), else ``None``."""
+    text = body.strip()
+    if text in ("removed assignee", "removed all assignees"):
+        return [], [], True
+    if not text.startswith(("assigned to @", "unassigned @", "reassigned to @")):
+        return None
+    added: list[str] = []
+    removed: list[str] = []
+    target: list[str] | None = None
+    for word in text.replace(",", " ").split():
+        if word in ("assigned", "reassigned", "unassigned", "additionally"):
+            # "assigned to @a additionally to @b" (old GitLab): @b was assigned already
+            target = {"unassigned": removed, "additionally": None}.get(word, added)
+        elif word.startswith("@") and target is not None:
+            target.append(word[1:])
+    return added, removed, text.startswith("reassigned")
+
+
+def _note_event(note: Mapping[str, Any], field: str, old: str | None, new: str | None, me: int | None) -> Event:
+    author = note.get("author") or {}
+    return Event(instant(note["created_at"]), "field", field=field, from_=old, to=new, author=_username(note, "author"),
+                 by_self=me is not None and author.get("id") == me)
+
+
+def field_events(row: Mapping[str, Any], notes: Sequence[Mapping[str, Any]], me: int | None) -> list[Event]:
+    """Due-date and assignee changes, which GitLab records only as system notes, as
+    ``field`` events (``by_self`` when the note's author is the user ``me``).  The
+    assignee is the first one, as ``tracked`` shows it; who was assigned before the
+    first note is worked out back from the current assignees.  A due date's value
+    before the first note is not recorded (``from_`` is ``None``)."""
+    system = [n for n in notes if n.get("system")]
+    out: list[Event] = []
+    due: str | None = None
+    for note in system:
+        changed, new = _due_change(str(note.get("body") or ""))
+        if changed:
+            out.append(_note_event(note, "due_date", due, new, me))
+            due = new
+    ops = [(n, op) for n in system if (op := _assignee_change(str(n.get("body") or ""))) is not None]
+    people = [str(p.get("username")) for p in row.get("assignees") or [] if p.get("username")]
+    for _, (added, removed, replaced) in reversed(ops):
+        people = [] if replaced else [p for p in people if p not in added] + [p for p in removed if p not in people]
+    for note, (added, removed, replaced) in ops:
+        before = people[0] if people else None
+        kept = [] if replaced else [p for p in people if p not in removed]
+        people = kept + [p for p in added if p not in kept]
+        if (now := people[0] if people else None) != before:
+            out.append(_note_event(note, "assignee", before, now, me))
+    return out
+
+
 @dataclass(frozen=True)
 class Mapper:
     """Turns GitLab's issue payloads into the neutral issue (pure)."""
@@ -234,8 +313,9 @@ class Mapper:
         return scoped(labels, self.status_prefix, recency) or "opened"
 
     def changes(self, row: Mapping[str, Any], label_events: Sequence[Mapping[str, Any]],
-                state_events: Sequence[Mapping[str, Any]]) -> list[Event]:
-        """Label, status and priority events, replayed over both event lists."""
+                state_events: Sequence[Mapping[str, Any]], me: int | None = None) -> list[Event]:
+        """Label, status and priority events, replayed over both event lists; an
+        event is ``by_self`` when every change in it was made by the user ``me``."""
         entries = _entries(label_events, state_events)
         labels, state = _before(row, entries)
         recency: dict[str, int] = {}
@@ -243,24 +323,28 @@ class Mapper:
         out: list[Event] = []
         seq = itertools.count()
         for at, group in itertools.groupby(entries, key=lambda x: x[0]):
-            added: list[str] = []
-            removed: list[str] = []
+            changed: dict[bool, tuple[list[str], list[str], str | None]] = {}  # by the user `me`? -> changes
             who: str | None = None
+            ours = me is not None
             for _, kind, _, e in group:
                 who = _username(e) or who
+                mine = me is not None and (e.get("user") or {}).get("id") == me
+                ours = ours and mine
                 if kind == STATE:
                     state = "closed" if e.get("state") == "closed" else "opened"
-                elif e.get("action") == "add":
+                    continue
+                added, removed, _ = changed.setdefault(mine, ([], [], _username(e)))
+                if e.get("action") == "add":
                     labels.add(e["label"]["name"])
                     recency[e["label"]["name"]] = next(seq)
                     added.append(e["label"]["name"])
                 else:
                     labels.discard(e["label"]["name"])
                     removed.append(e["label"]["name"])
-            if added or removed:
-                out.append(Event(at, "label", added=tuple(added), removed=tuple(removed), author=who))
+            for mine, (added, removed, author) in sorted(changed.items()):  # a person's first, then sla-sync's
+                out.append(Event(at, "label", added=tuple(added), removed=tuple(removed), author=author, by_self=mine))
             if (now := self.status(state, labels, recency)) != status:
-                out.append(Event(at, "status", from_=status, to=now, author=who))
+                out.append(Event(at, "status", from_=status, to=now, author=who, by_self=ours))
                 status = now
             if (level := scoped(labels, self.priority_prefix, recency)) != priority:
                 out.append(Event(at, "field", field="priority", from_=priority, to=level, author=who))
@@ -280,7 +364,8 @@ class Mapper:
             mine = me is not None and who.get("id") == me
             agent = login in agents if agents is not None else who.get("id") != author_id
             private = bool(n.get("internal") or n.get("confidential"))
-            out.append(Event(instant(n["created_at"]), "comment", public=not private, by_agent=agent and not mine, author=login))
+            out.append(Event(instant(n["created_at"]), "comment", public=not private, by_agent=agent and not mine,
+                             author=login, by_self=mine))
         return out
 
     def tracked(self, row: Mapping[str, Any], events: tuple[Event, ...]) -> Tracked:
@@ -338,6 +423,7 @@ class GitLabTracker:
         self.session = RetryingSession(
             attempts=spec.max_attempts, max_wait=options.max_wait, sleep=options.sleep if options.sleep is not None else time.sleep, counter=self.counter
         )
+        self.answers = guard_session(self.session, "GitLab")
         self.gl = gitlab.Gitlab(
             self.url, private_token=secret, timeout=spec.timeout, retry_transient_errors=False, session=self.session
         )
@@ -365,12 +451,16 @@ class GitLabTracker:
             ) from None
         except Retryable as exc:
             raise TrackerError(f"{where}: {what}: {exc} (gave up after {self.session.attempts} attempts); try again later") from None
-        except gex.GitlabParsingError:
+        except gex.GitlabParsingError as exc:
+            if "dictionary" in str(exc):  # JSON, but a list or null where GitLab sends an object
+                raise odd_answer(where, what, exc, self.answers, ODD_HINT, self.gl.private_token) from None
             raise TrackerError(f"{where}: {what}: the answer was not JSON; is tracker.url a GitLab?") from None
         except gex.GitlabError as exc:
             raise TrackerError(f"{where}: {what}: {self._explain(exc)}") from None
         except requests.RequestException as exc:
             raise TrackerError(f"{where}: {what}: {exc.__class__.__name__}; check tracker.url") from None
+        except ODD_ANSWER as exc:
+            raise odd_answer(where, what, exc, self.answers, ODD_HINT, self.gl.private_token) from None
 
     def _explain(self, exc: gex.GitlabError) -> str:
         code = exc.response_code
@@ -410,6 +500,8 @@ class GitLabTracker:
             start = iso_utc(since)
             # the open ones are all in the first list: only closed issues updated since the cursor
             rows += self._call("listing closed issues", lambda: self._list(state="closed", updated_after=start))
+        if not rows:  # any server can answer []: the token's user (remembered once read) says it is GitLab
+            self._self_id()
         return assemble(
             rows, since, cached,
             identify=lambda r: (str(r["iid"]), str(r["updated_at"]), instant(r["updated_at"])),
@@ -439,7 +531,8 @@ class GitLabTracker:
         labels = self._call("reading the label history", lambda: pages(issue.resourcelabelevents), key)
         states = self._call("reading the state history", lambda: pages(issue.resourcestateevents), key)
         notes = self._call("reading the notes", lambda: pages(issue.notes, sort="asc", order_by="created_at"), key)
-        events = self.mapper.changes(row, labels, states)
+        events = self.mapper.changes(row, labels, states, self._self_id())
+        events += field_events(row, notes, self._self_id())
         if any(not n.get("system") for n in notes):
             events += self.mapper.comments(row, notes, self._self_id(), self._agent_names())
         return tuple(sorted(events, key=lambda e: e.at))
@@ -568,9 +661,13 @@ class GitLabTracker:
         return out
 
     def _posted(self, iid: int) -> set[str]:
-        """The step markers in the issue's notes (raises ``Retryable`` and client errors)."""
+        """The step markers in the notes that the token's user wrote (raises
+        ``Retryable`` and client errors).  A marker in anybody else's note is a
+        copy or a forgery: anyone who may comment can type it."""
+        me = self._self_id()
         notes = [n.asdict() for n in self.project.issues.get(iid, lazy=True).notes.list(iterator=True, per_page=100)]
-        return {m for n in notes if not n.get("system") for m in TAG.findall(str(n.get("body") or ""))}
+        return {m for n in notes if not n.get("system") and (n.get("author") or {}).get("id") == me
+                for m in TAG.findall(str(n.get("body") or ""))}
 
     def _post_notes(self, iid: int, key: str, changes: Sequence[Change], add: Sequence[str]) -> None:
         """Post the step notes that are not on the issue yet (one read of the notes first)."""
@@ -695,4 +792,5 @@ def create(spec: TrackerSpec, secret: str, options: AdapterOptions) -> GitLabTra
     """Entry point ``sla_sync.adapters: gitlab``."""
     if not spec.url.startswith(("http://", "https://")):
         raise UserError(f"tracker.url {spec.url!r} must start with http:// or https://")
+    warn_plain_http("GitLab", spec.url)
     return GitLabTracker(settings_of(spec, GitLabSpec), secret, options)

@@ -24,7 +24,8 @@ Cloud): only where ``changelog.total`` exceeds what came is the whole history re
 ``expand=changelog``), and only for issues whose ``updated`` differs from the state
 store's copy.  Comments come from ``fields.comment`` (read in full only when
 truncated); ``jsdPublic: false`` (or a ``visibility`` restriction) makes one
-internal.  A comment is by an agent when its author is in ``tracker.agents``
+internal.  Due-date and assignee changes in the changelog become ``field`` events
+(``_field_event``).  A comment is by an agent when its author is in ``tracker.agents``
 (users, or members of groups read from ``/group/member``) or, without that
 setting, anyone but the reporter; sla-sync's own comments never count.
 
@@ -46,8 +47,9 @@ comment and the step's marker label are two requests in Jira, so the comment goe
 first and carries a hidden comment property (``sla-sync.step``: ``{"step": N}``)
 next to JSM's ``sd.public.comment`` (``{"internal": true}`` for private notes).
 Before posting it, and again before every retry, the issue's comments are read
-with ``expand=properties``: if one carries the step's property, the comment is not
-posted again.  So a retry after a lost answer, or a pass after a crash between the
+with ``expand=properties``: if one of the API user's own comments carries the
+step's property, the comment is not posted again (anyone who may comment can set
+any comment property, so another author's copy does not count).  So a retry after a lost answer, or a pass after a crash between the
 comment and the label, finishes the step without a second comment, and the label
 (written last) means the whole step landed.
 
@@ -72,7 +74,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar, assert_never
@@ -86,8 +88,20 @@ from sla_sync.model import Change, ChangeKind, Event, Issue, Observed
 from sla_sync.schema import JiraSpec, TrackerSpec
 from sla_sync.tracker import AdapterOptions, Cached, Fetched, Tracked
 
+from .base import (
+    ODD_ANSWER,
+    Answers,
+    RequestCounter,
+    Retryable,
+    assemble,
+    certificate_error,
+    guard_session,
+    odd_answer,
+    retry_after,
+    settings_of,
+    warn_plain_http,
+)
 from .base import RETRY_STATUS as BASE_RETRY_STATUS
-from .base import RequestCounter, Retryable, assemble, retry_after, settings_of
 from .base import retrying as base_retrying
 
 T = TypeVar("T")
@@ -180,6 +194,32 @@ def _item_event(at: int, item: dict[str, Any], author: str | None) -> Event | No
     return None
 
 
+FIELD_ITEMS = {"duedate": "due_date", "assignee": "assignee"}  # changelog field id -> neutral field
+
+
+def _day(raw: Any, text: Any) -> str | None:
+    """A due date in a changelog item (``from``/``to`` ``2026-11-05``, or the
+    string ``2026-11-05 00:00:00.0``) as ``YYYY-MM-DD``."""
+    for value in (raw, text):
+        if isinstance(value, str) and len(value) >= 10 and value[4] == "-" and value[7] == "-":
+            return value[:10]
+    return None
+
+
+def _field_event(at: int, item: Mapping[str, Any], author: str | None, directory: Mapping[str, str]) -> Event | None:
+    """A changelog item that changed the due date or the assignee, as a ``field``
+    event, else ``None``.  An assignee is the user id in ``from``/``to`` (accountId on
+    Cloud, the username on Data Center), named as ``tracked`` names the assignee."""
+    field = FIELD_ITEMS.get(str(item.get("fieldId") or item.get("field")))
+    if field == "due_date":
+        return Event(at, "field", field=field, from_=_day(item.get("from"), item.get("fromString")),
+                     to=_day(item.get("to"), item.get("toString")), author=author)
+    if field == "assignee":
+        old, new = (name_of(directory, str(v)) if v else None for v in (item.get("from"), item.get("to")))
+        return Event(at, "field", field=field, from_=old, to=new, author=author)
+    return None
+
+
 def _public(comment: dict[str, Any]) -> bool:
     if "jsdPublic" in comment:
         return bool(comment["jsdPublic"])
@@ -203,23 +243,28 @@ class Mapper:
 
     def events(
         self, row: Mapping[str, Any], histories: Sequence[Mapping[str, Any]], comments: Sequence[Mapping[str, Any]],
-        *, me: str | None, agents: frozenset[str] | None,
+        *, me: str | None, agents: frozenset[str] | None, directory: Mapping[str, str] | None = None,
     ) -> tuple[Event, ...]:
         """The changelog and the comments as events, in time order; a comment is an
         agent's when its author is one of ``agents`` (or, with none named, anyone but
-        the reporter), never the API user's."""
+        the reporter), never the API user's.  ``directory`` names the assignees of
+        assignee changes as ``tracked`` does (``_field_event``)."""
         reporter = _user_id((row.get("fields") or {}).get("reporter"))
         events: list[Event] = []
         for history in histories:
             at = _instant(history["created"])
             author = _user_id(history.get("author"))
-            events += [e for item in history.get("items") or [] if (e := _item_event(at, item, author)) is not None]
+            mine = author is not None and author == me
+            events += [replace(e, by_self=True) if mine else e
+                       for item in history.get("items") or []
+                       if (e := _item_event(at, item, author) or _field_event(at, item, author, directory or {}))
+                       is not None]
         for comment in comments:
             author = _user_id(comment.get("author"))
             by_agent = author is not None and author != me and (
                 author in agents if agents is not None else author != reporter)
             events.append(Event(_instant(comment["created"]), "comment", public=_public(dict(comment)),
-                                by_agent=by_agent, author=author))
+                                by_agent=by_agent, author=author, by_self=author is not None and author == me))
         events.sort(key=lambda e: e.at)
         return tuple(events)
 
@@ -291,6 +336,7 @@ class JiraTracker:
         self._secret = secret
         self._email = user
         self._client: JIRA | None = None
+        self._answers: Answers | None = None  # the client's last answer, for a message about an odd one
         self._me: dict[str, Any] | None = None
         self._agents: frozenset[str] | None = None
         self._names: dict[str, str] = {}  # field id -> field name, from expand=names
@@ -299,9 +345,13 @@ class JiraTracker:
 
     def _new_client(self) -> JIRA:
         auth: dict[str, Any] = {"basic_auth": (self._email, self._secret)} if self._email else {"token_auth": self._secret}
-        client = JIRA(server=self.url, timeout=self.spec.timeout, max_retries=0, logging=False, **auth)
-        self.counter.add("GET")  # serverInfo, read while it was built
+        client = JIRA(server=self.url, timeout=self.spec.timeout, max_retries=0, logging=False,
+                      get_server_info=False, **auth)
+        self._answers = guard_session(client._session, "Jira")  # before the first request: serverInfo
         client._session.hooks["response"].append(lambda r, *args, **kwargs: self.counter.add(r.request.method or "GET"))
+        info = client.server_info()  # what JIRA() reads itself when it is left to
+        client._version = tuple(info["versionNumbers"])
+        client.deploymentType = info.get("deploymentType")
         return client
 
     def _connect(self) -> JIRA:
@@ -321,6 +371,8 @@ class JiraTracker:
             if exc.status_code in RETRY_STATUS:
                 raise Retryable(f"HTTP {exc.status_code}", retry_after(exc.response)) from None
             raise
+        except requests.exceptions.SSLError as exc:  # a ConnectionError, but no retry will change it
+            raise certificate_error("Jira", self.url, exc) from None
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise Retryable(exc.__class__.__name__) from None
 
@@ -334,6 +386,11 @@ class JiraTracker:
             return result
         except (Retryable, JIRAError, json.JSONDecodeError, requests.RequestException) as exc:
             raise self._error(exc, what, key, retry) from None
+        except ODD_ANSWER as exc:
+            where = f"Jira {self.url}" + (f", issue {key}" if key else "")
+            raise odd_answer(where, what, exc, self._answers, "is tracker.url the Jira base URL "
+                             "(https://example.atlassian.net, or Data Center's with its context path)?",
+                             self._secret) from None
 
     def _error(self, exc: Exception, what: str, key: str | None, retried: bool) -> TrackerError:
         where = f"Jira {self.url}" + (f", issue {key}" if key else "")
@@ -384,7 +441,7 @@ class JiraTracker:
 
     def _myself(self) -> dict[str, Any]:
         if self._me is None:
-            me: dict[str, Any] = self._call("reading the API user (/myself)", lambda c: c.myself())
+            me = self._call("reading the API user (/myself)", lambda c: _record(c.myself(), "the API user"))
             self._me = me
             self.directory["self"] = _user_id(me) or ""
         return self._me
@@ -455,7 +512,8 @@ class JiraTracker:
     def _events(self, row: dict[str, Any]) -> tuple[Event, ...]:
         """The issue's history as neutral events (fetching what search left out)."""
         me = self.directory.get("self") or _user_id(self._myself())
-        return MAPPER.events(row, self._histories(row), self._comments(row), me=me, agents=self._agent_ids())
+        return MAPPER.events(row, self._histories(row), self._comments(row), me=me, agents=self._agent_ids(),
+                             directory=self.directory)
 
     def _histories(self, row: dict[str, Any]) -> list[dict[str, Any]]:
         log = row.get("changelog") or {}
@@ -633,15 +691,20 @@ class JiraTracker:
             self._call("adding a comment", partial(_post, path=f"issue/{key}/comment", payload=payload), key, retry=False)
             return
         properties.append({"key": STEP_PROPERTY, "value": {"step": change.step}})
+        me = self.directory.get("self") or _user_id(self._myself())
 
         def attempt(client: JIRA) -> None:
-            if not self._has_step_comment(client, key, change.step):
+            if not self._has_step_comment(client, key, change.step, me):
                 _post(client, f"issue/{key}/comment", payload)
 
         self._call(f"adding the comment of escalation step {change.step}", attempt, key)
 
-    def _has_step_comment(self, client: JIRA, key: str, step: int | None) -> bool:
+    def _has_step_comment(self, client: JIRA, key: str, step: int | None, me: str | None) -> bool:
+        """Whether the API user's own comments hold the step's property.  Anyone who
+        may comment can set any comment property: only the API user's count."""
         for comment in self._all_comments(key, properties=True, client=client):
+            if me is None or _user_id(comment.get("author")) != me:
+                continue
             for prop in comment.get("properties") or []:
                 if prop.get("key") == STEP_PROPERTY and (prop.get("value") or {}).get("step") == step:
                     return True
@@ -698,14 +761,22 @@ class JiraTracker:
 # -- requests (each takes the client last, for ``_call``) --------------------------------------
 
 
+def _record(found: Any, what: str) -> dict[str, Any]:
+    """An answer that must be a JSON object; else the ``TypeError`` that ``_run``
+    turns into the message about an odd answer."""
+    if not isinstance(found, dict):
+        raise TypeError(f"{what} is {type(found).__name__}, not an object")
+    return found
+
+
 def _cloud_page(jql: str, token: str | None, client: JIRA) -> dict[str, Any]:
-    page: dict[str, Any] = client.enhanced_search_issues(
-        jql, nextPageToken=token, maxResults=PAGE, fields=FIELDS, expand=EXPAND, json_result=True)
-    return page
+    return _record(client.enhanced_search_issues(
+        jql, nextPageToken=token, maxResults=PAGE, fields=FIELDS, expand=EXPAND, json_result=True), "a search page")
 
 
 def _dc_page(jql: str, start: int, client: JIRA) -> dict[str, Any]:
-    return client.search_issues(jql, startAt=start, maxResults=PAGE, fields=FIELDS, expand=EXPAND, json_result=True)
+    return _record(client.search_issues(jql, startAt=start, maxResults=PAGE, fields=FIELDS, expand=EXPAND,
+                                        json_result=True), "a search page")
 
 
 def _issue_raw(key: str, fields: str, expand: str, client: JIRA) -> dict[str, Any]:
@@ -718,8 +789,7 @@ def _comments_page(key: str, expand: str | None, start: int, client: JIRA) -> li
 
 def _get_json(path: str, params: dict[str, Any], client: JIRA) -> dict[str, Any]:
     """GET an endpoint the client has no method for (changelog, group members)."""
-    found: dict[str, Any] = client._get_json(path, params=params)
-    return found
+    return _record(client._get_json(path, params=params), f"the answer to {path}")
 
 
 def _post(client: JIRA, path: str, payload: Any) -> None:
@@ -738,6 +808,7 @@ def create(spec: TrackerSpec, secret: str, options: AdapterOptions) -> JiraTrack
     if not spec.url.startswith(("http://", "https://")):
         raise UserError(f"tracker.url {spec.url!r} must start with http:// or https://")
     settings = settings_of(spec, JiraSpec)
+    warn_plain_http("Jira", spec.url)
     user = None
     if settings.user_env:
         user = os.environ.get(settings.user_env, "").strip()

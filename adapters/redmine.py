@@ -2,17 +2,33 @@
 
 Reading: every open issue of the project, plus every closed issue updated since the
 cursor (the sync has taken the overlap window off it), each once; one request per 100 issues.
+The project's own issues only (``subproject_id=!*``), whatever Redmine's setting
+"Display subprojects issues on main projects by default" says, unless
+``tracker.include_subprojects`` (``subproject_id=*``); an issue outside that scope
+is never read nor written by key either (``_own``).
 Journals (``include=journals``) are fetched only for issues whose ``updated_on``
 differs from the state store's copy.  Journals map to neutral events: status and
 priority changes, notes (public unless ``private_notes``, by an agent when the
 author is one of ``tracker.agents`` or, without that setting, anyone but the
-issue's author; sla-sync's own notes never count), and changes of the labels field.
+issue's author; sla-sync's own notes never count), changes of the labels field,
+and due-date and assignee changes (``field`` events; an assignee id is named by its
+login or group name, asked of Redmine once and kept in the directory).  Every
+event says whether the API user made it (``by_self``, by user id).
+
+``updated_on``, the cache version, has whole seconds: a change in the same second
+as the read a cached copy was made from would leave it unchanged.  A copy read
+within that second (by the answer's ``Date``; without one, the re-read just after
+sla-sync's own write) is kept under an unsure version, so the next pass reads its
+journals again (``read_version``).
 
 Writing: Redmine has no labels, so sla-sync's labels are the values of a
 multi-value list custom field (``tracker.labels_field``, default ``SLA``).  All
 of an issue's changes go in one ``PUT /issues/ID.json`` (due date, labels field,
 assignee, note), so a step's note and its marker label land together or not at
-all; watchers are added first, which is idempotent.
+all; watchers are added first, which is idempotent.  When Redmine refuses a field
+(422, "Due date must be greater than start date"), the rest is written without it
+and the refusal is reported as an error naming the field: its message names the
+field, or else each part is tried on its own (the note and the labels being one).
 
 The module has the shape of every adapter: the client wrapper
 (``RetryingEngine``: python-redmine 2.5.0 neither retries nor honours a timeout,
@@ -26,7 +42,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import datetime
+from dataclasses import replace
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from functools import partial
 from typing import Any, assert_never
 
 import requests
@@ -36,19 +55,24 @@ from redminelib import exceptions as rex
 from redminelib.engines.sync import SyncEngine
 
 from sla_sync.calendar import iso_utc
-from sla_sync.errors import AuthError, TrackerError, UserError
+from sla_sync.errors import AuthError, PartialWriteError, TrackerError, UserError
 from sla_sync.model import Change, ChangeKind, Event, Issue, Observed
 from sla_sync.schema import RedmineSpec, TrackerSpec
 from sla_sync.tracker import AdapterOptions, Cached, Fetched, Tracked
 
 from .base import (
+    ODD_ANSWER,
     RETRY_STATUS,
     RequestCounter,
     Retryable,
     assemble,
+    certificate_error,
+    guard_session,
+    odd_answer,
     retry_after,
     retrying,
     settings_of,
+    warn_plain_http,
 )
 
 
@@ -60,6 +84,7 @@ class RetryingEngine(SyncEngine):  # type: ignore[misc]
     max_wait: float = 60.0
     sleep: Callable[[float], None] = time.sleep
     counter: RequestCounter
+    last_date: str | None = None  # the ``Date`` header of the latest answer
 
     def __init__(self, **options: Any) -> None:
         self.timeout = options.pop("timeout", 30.0)
@@ -69,6 +94,7 @@ class RetryingEngine(SyncEngine):  # type: ignore[misc]
         self.sleep = sleep if sleep is not None else time.sleep
         self.counter = options.pop("counter", None) or RequestCounter()
         super().__init__(**options)
+        self.answers = guard_session(self.session, "Redmine")
 
     def retrying(self) -> tenacity.Retrying:
         return retrying(self.attempts, self.max_wait, self.sleep)
@@ -79,10 +105,15 @@ class RetryingEngine(SyncEngine):  # type: ignore[misc]
         self.counter.add(method.upper())
         try:
             response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+        except requests.exceptions.SSLError as exc:  # a ConnectionError, but no retry will change it
+            raise certificate_error("Redmine", url, exc) from None
         except (requests.Timeout, requests.ConnectionError) as exc:
             raise Retryable(f"{exc.__class__.__name__} talking to {url.split('?')[0]}") from None
+        self.last_date = response.headers.get("Date")  # the server's clock, for ``read_version``
         if response.status_code in RETRY_STATUS or (response.status_code == 500 and method == "get"):
             raise Retryable(f"HTTP {response.status_code} from {url.split('?')[0]}", retry_after(response))
+        if response.status_code == 422 and (messages := refusals(response)) is not None:
+            raise Refused(messages)
         try:
             return self.process_response(response)
         except rex.JSONDecodeError:  # a garbled answer: worth another try (writes are checked)
@@ -94,6 +125,101 @@ class RetryingEngine(SyncEngine):  # type: ignore[misc]
         if method.lower() != "get":
             return self.send_once(method, url, headers, params, data)
         return self.retrying()(self.send_once, method, url, headers, params, data)
+
+
+class Refused(rex.ValidationError):  # type: ignore[misc]
+    """Redmine's 422 with its own list of what it refused (``messages``, its words)."""
+
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__(", ".join(messages))
+        self.messages = messages
+
+
+def refusals(response: requests.Response) -> list[str] | None:
+    """The messages of a Redmine 422 body (``{"errors": [...]}``); ``None`` for any
+    other body (a proxy's), which is then an error like any other."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if not isinstance(errors, list) or not errors:
+        return None
+    return [": ".join(map(str, e)) if isinstance(e, list) else str(e) for e in errors]
+
+
+# The parts of one PUT that Redmine may refuse one by one.  A step's note and its
+# marker labels are one part: they land together or not at all.
+NOTE_PART = "notes"
+PART_WORDS = {"due_date": "the due date", "assigned_to_id": "the assignee", "due_field": "the due instant",
+              NOTE_PART: "the note and labels"}
+
+
+def split_parts(fields: Mapping[str, Any], labels_id: int | None) -> dict[str, dict[str, Any]]:
+    """A PUT's fields as the parts ``PART_WORDS`` names (the labels field goes with the note)."""
+    parts: dict[str, dict[str, Any]] = {name: {name: fields[name]} for name in ("due_date", "assigned_to_id")
+                                        if name in fields}
+    note = {k: fields[k] for k in ("notes", "private_notes") if k in fields}
+    for cf in fields.get("custom_fields") or []:
+        part = note if labels_id is not None and cf.get("id") == labels_id else parts.setdefault("due_field", {})
+        part.setdefault("custom_fields", []).append(cf)
+    if note:
+        parts[NOTE_PART] = note
+    return parts
+
+
+def joined(parts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Parts back into one PUT's fields."""
+    fields: dict[str, Any] = {}
+    for part in parts:
+        for name, value in part.items():
+            if name == "custom_fields":
+                fields.setdefault(name, []).extend(value)
+            else:
+                fields[name] = value
+    return fields
+
+
+def blame(messages: Sequence[str], labels: Mapping[str, str]) -> dict[str, list[str]] | None:
+    """Which part each of Redmine's messages is about, by the field label it starts
+    with ("Due date must be greater than start date" → ``due_date``); ``labels``
+    maps a lower-case field label to its part.  ``None`` when a message names no
+    part (another language, another field): then the parts are tried one by one."""
+    found: dict[str, list[str]] = {}
+    by_length = sorted(labels.items(), key=lambda kv: -len(kv[0]))
+    for message in messages:
+        text = message.lower()
+        part = next((p for label, p in by_length if text.startswith(label + " ")), None)
+        if part is None:
+            return None
+        found.setdefault(part, []).append(message)
+    return found or None
+
+
+SURE_AFTER = 2  # seconds between updated_on and the read's Date for a cached copy to be trusted
+
+
+def read_version(updated_on: str, date: str | None, *, after_write: bool) -> str:
+    """The cache version of an issue whose journals were read in an answer sent at
+    ``date`` (its ``Date`` header): ``updated_on``, or ``updated_on?`` when unsure.
+
+    ``updated_on`` has whole seconds: a change made in the same second, after the
+    read, leaves it as it was, and a cached copy under that version would hide the
+    change for good.  So the copy is trusted only when the read was at least
+    ``SURE_AFTER`` seconds later (one second for the precision, one for the time
+    between the read and the ``Date``).  An unsure version never equals a list
+    row's, so the next pass reads the journals again.  Without a usable ``Date``
+    (thin sends none; a proxy in front usually adds it) the copy read just after
+    sla-sync's own write is unsure, and one read in a fetch is trusted."""
+    served: float | None = None
+    if date:
+        try:
+            moment = parsedate_to_datetime(date)
+            served = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+        except (TypeError, ValueError):
+            served = None
+    sure = not after_write if served is None else served - _instant(updated_on) >= SURE_AFTER
+    return updated_on if sure else updated_on + "?"
 
 
 def issue_number(key: str) -> int:
@@ -123,10 +249,11 @@ class Mapper:
 
     def events(
         self, full: Mapping[str, Any], statuses: Mapping[str, str], priorities: Mapping[str, str], *,
-        me: int, agents: frozenset[int] | None,
+        me: int, agents: frozenset[int] | None, principals: Mapping[str, str] | None = None,
     ) -> tuple[Event, ...]:
         """An issue's journals as events; a note is an agent's when its author is one
-        of ``agents`` (or, with none named, anyone but the issue's author), never the API user."""
+        of ``agents`` (or, with none named, anyone but the issue's author), never the API user.
+        ``principals`` names the ids that assignee changes refer to (``_detail_event``)."""
         field_id = str(self.labels_field_id(full) or "")
         author = (full.get("author") or {}).get("id")
         events: list[Event] = []
@@ -134,22 +261,25 @@ class Mapper:
             at = _instant(j["created_on"])
             user = (j.get("user") or {}).get("id")
             login = (j.get("user") or {}).get("name")
+            mine = user is not None and user == me
             for d in j.get("details") or []:
                 prop, name = d.get("property"), d.get("name")
                 old, new = d.get("old_value"), d.get("new_value")
                 if prop == "attr" and name == "status_id":
                     events.append(Event(at, "status", from_=statuses.get(str(old), old), to=statuses.get(str(new), new),
-                                        author=login))
+                                        author=login, by_self=mine))
                 elif prop == "attr" and name == "priority_id":
                     events.append(Event(at, "field", field="priority", from_=priorities.get(str(old), old),
-                                        to=priorities.get(str(new), new), author=login))
+                                        to=priorities.get(str(new), new), author=login, by_self=mine))
                 elif prop == "cf" and field_id and str(name) == field_id:
                     events.append(Event(at, "label", added=(new,) if new else (), removed=(old,) if old else (),
-                                        author=login))
+                                        author=login, by_self=mine))
+                elif (change := _detail_event(at, d, login, mine, principals or {})) is not None:
+                    events.append(change)
             if (j.get("notes") or "").strip():
                 by_agent = user != me and (user in agents if agents is not None else user != author)
                 events.append(Event(at, "comment", public=not j.get("private_notes", False), by_agent=by_agent,
-                                    author=login))
+                                    author=login, by_self=mine))
         return tuple(events)
 
     def tracked(self, row: Mapping[str, Any], events: tuple[Event, ...], directory: Mapping[str, str]) -> Tracked:
@@ -181,6 +311,23 @@ class Mapper:
         observed = Observed(row.get("due_date"), frozenset(issue.labels), assignee, due_instant or None)
         closed = bool((row.get("status") or {}).get("is_closed", False))
         return Tracked(issue, observed, row["updated_on"], open=not closed)
+
+
+FIELD_ATTRS = {"due_date": "due_date", "assigned_to_id": "assignee"}  # journal attr -> neutral field
+
+
+def _detail_event(at: int, detail: Mapping[str, Any], author: str | None, mine: bool,
+                  principals: Mapping[str, str]) -> Event | None:
+    """A journal detail that changed the due date or the assignee, as a ``field``
+    event (``by_self`` when the API user made it), else ``None``.  An assignee is a
+    principal id, named through ``principals`` (the id itself when unknown)."""
+    field = FIELD_ATTRS.get(str(detail.get("name"))) if detail.get("property") == "attr" else None
+    if field is None:
+        return None
+    old, new = detail.get("old_value") or None, detail.get("new_value") or None
+    if field == "assignee":
+        old, new = (principals.get(str(v), str(v)) if v else None for v in (old, new))
+    return Event(at, "field", field=field, from_=old, to=new, author=author, by_self=mine)
 
 
 def name_of(directory: Mapping[str, str], principal: int | None) -> str | None:
@@ -220,6 +367,9 @@ class RedmineTracker:
         self._agents: frozenset[int] | None = None
         self._field_id: int | None = None
         self._rows: dict[str, dict[str, Any]] = {}  # list rows of the last fetch, for apply
+        self._scope: set[int] = set()  # ids of the projects in the policy's scope, as learnt
+        self._served: str | None = None  # the Date of the answer with the journals last read (``_read``)
+        self._unknown: set[int] = set()  # principal ids Redmine would not name
         self.mapper = Mapper(spec.labels_field, spec.due_field)
 
     # -- errors ------------------------------------------------------------------
@@ -246,12 +396,66 @@ class RedmineTracker:
             raise TrackerError(f"{where}: {what}: {exc} (gave up after {self.engine.attempts} attempts); try again later") from None
         except requests.RequestException as exc:
             raise TrackerError(f"{where}: {what}: {exc.__class__.__name__}") from None
+        except ODD_ANSWER as exc:
+            raise odd_answer(where, what, exc, self.engine.answers,
+                             "is tracker.url the Redmine itself (https://redmine.example.com), with the REST API "
+                             "enabled?", self.engine.requests["headers"].get("X-Redmine-API-Key")) from None
 
     # -- reading -----------------------------------------------------------------
 
+    @property
+    def _subprojects(self) -> str:
+        """The ``subproject_id`` filter: the project's own issues (``!*``), or its
+        subprojects' too (``*``) with ``include_subprojects``.  Without it Redmine
+        follows its setting "Display subprojects issues on main projects by
+        default", which is on unless an admin turned it off."""
+        return "*" if self.spec.include_subprojects else "!*"
+
     def _list(self, **filters: Any) -> list[dict[str, Any]]:
-        rs = self.redmine.issue.filter(project_id=self.spec.project, sort="updated_on,id", **filters)
+        rs = self.redmine.issue.filter(project_id=self.spec.project, subproject_id=self._subprojects,
+                                       sort="updated_on,id", **filters)
         return [i.raw() for i in rs]
+
+    def _listed(self, row: dict[str, Any]) -> dict[str, Any]:
+        """A row of a list of the policy's project: its project is in scope."""
+        project = (row.get("project") or {}).get("id")
+        if isinstance(project, int):
+            self._scope.add(project)
+        return row
+
+    def _own(self, row: dict[str, Any], key: str) -> dict[str, Any]:
+        """The row, if its issue is in the policy's scope: the project itself, or
+        (with ``include_subprojects``) one of its subprojects; else a ``TrackerError``."""
+        project = row.get("project") or {}
+        pid = project.get("id")
+        if pid in self._scope or (isinstance(pid, int) and self._in_scope(pid)):
+            return row
+        more = "" if self.spec.include_subprojects else " or its subprojects (set tracker.include_subprojects: true)"
+        raise TrackerError(
+            f"Redmine {self.url}, issue {key}: it belongs to the project {project.get('name')!r}, which is not "
+            f"tracker.project {self.spec.project!r}{more}: sla-sync leaves it alone"
+        )
+
+    def _in_scope(self, pid: int) -> bool:
+        """Whether a project is the policy's (or, with ``include_subprojects``, under
+        it); a request per project up the tree, only for issues no list showed."""
+        own = int(self._call("reading the project", lambda: self.redmine.project.get(self.spec.project).id))
+        self._scope.add(own)
+        current: int | None = pid
+        seen: set[int] = set()
+        while current is not None and current not in seen:
+            if current == own:
+                self._scope.add(pid)
+                return True
+            if not self.spec.include_subprojects:
+                return False
+            seen.add(current)
+            current = self._call("reading the project", partial(self._parent_of, current))
+        return False
+
+    def _parent_of(self, project: int) -> int | None:
+        found = (self.redmine.project.get(project).raw().get("parent") or {}).get("id")
+        return int(found) if found is not None else None
 
     def fetch(self, since: int | None, cached: Mapping[str, Cached]) -> Fetched:
         rows = self._call("listing open issues", lambda: self._list(status_id="open"))
@@ -260,20 +464,29 @@ class RedmineTracker:
             # the open ones are all in the first list: only closed issues updated since the cursor
             rows += self._call("listing closed issues", lambda: self._list(status_id="closed", updated_on=f">={start}"))
         self._rows = {}
+        served: dict[str, str | None] = {}  # key -> the Date of the answer its journals came in
+
+        def history(row: dict[str, Any]) -> tuple[Event, ...]:
+            events = self._events(row)
+            served[str(row["id"])] = self._served
+            return events
 
         def track(row: dict[str, Any], events: tuple[Event, ...]) -> Tracked:
-            tracked = self._tracked(row, events)
+            tracked = self._tracked(self._listed(row), events)
+            if tracked.issue.key in served:  # read just now: is the copy sure? (see ``read_version``)
+                version = read_version(tracked.version, served.pop(tracked.issue.key), after_write=False)
+                tracked = replace(tracked, version=version)
             self._rows[tracked.issue.key] = row
             return tracked
 
         return assemble(
             rows, since, cached,
             identify=lambda r: (str(r["id"]), str(r["updated_on"]), _instant(r["updated_on"])),
-            history=self._events, track=track, where=f"Redmine {self.url}",
+            history=history, track=track, where=f"Redmine {self.url}",
         )
 
     def fetch_all(self, since: int | None) -> Iterator[Tracked]:
-        filters: dict[str, Any] = {"status_id": "*", "sort": "id"}
+        filters: dict[str, Any] = {"status_id": "*", "sort": "id", "subproject_id": self._subprojects}
         if since is not None:
             filters["created_on"] = f">={iso_utc(since)}"
         offset = 0
@@ -282,7 +495,7 @@ class RedmineTracker:
                 i.raw() for i in self.redmine.issue.filter(project_id=self.spec.project, offset=o, limit=100, **filters)
             ])
             for row in page:
-                yield self._tracked(row, self._events(row))
+                yield self._tracked(self._listed(row), self._events(row))
             if len(page) < 100:
                 return
             offset += 100
@@ -291,7 +504,8 @@ class RedmineTracker:
         out = []
         for key in keys:
             row = self._read(key)
-            out.append(self._tracked(row, self._map_journals(row)))
+            version = read_version(row["updated_on"], self._served, after_write=True)
+            out.append(replace(self._tracked(row, self._map_journals(row)), version=version))
         return out
 
     def _read(self, key: str) -> dict[str, Any]:
@@ -300,14 +514,16 @@ class RedmineTracker:
         row: dict[str, Any] = self._call(
             "reading the issue", lambda: self.redmine.issue.get(number, include=["journals"]).raw(), key
         )
-        return row
+        self._served = self.engine.last_date  # when the journals were read (``read_version``)
+        return self._own(row, key)
 
     def _events(self, row: dict[str, Any]) -> tuple[Event, ...]:
-        return self._map_journals(self._read(str(row["id"])))
+        return self._map_journals(self._read(str(self._listed(row)["id"])))
 
     def _map_journals(self, full: dict[str, Any]) -> tuple[Event, ...]:
         statuses, priorities = self._names()
-        return self.mapper.events(full, statuses, priorities, me=self._self_id(), agents=self._agent_ids())
+        return self.mapper.events(full, statuses, priorities, me=self._self_id(), agents=self._agent_ids(),
+                                  principals=self._principals(full))
 
     def _tracked(self, row: dict[str, Any], events: tuple[Event, ...]) -> Tracked:
         return self.mapper.tracked(row, events, self.directory)
@@ -355,6 +571,41 @@ class RedmineTracker:
             return gid
         raise TrackerError(f"Redmine {self.url}: no user with login {name!r} and no group named {name!r}; fix the policy or create it")
 
+    def _principals(self, full: Mapping[str, Any]) -> dict[str, str]:
+        """The names of the principals an issue's journals assigned, by id: the names
+        ``tracked`` shows for an assignee (the policy's login or group name; other
+        users' logins are asked of Redmine once and kept in the directory)."""
+        ids = {str(v) for j in full.get("journals") or [] for d in j.get("details") or []
+               if d.get("property") == "attr" and d.get("name") == "assigned_to_id"
+               for v in (d.get("old_value"), d.get("new_value")) if v and str(v).isdigit()}
+        current = full.get("assigned_to") or {}
+        names = {}
+        for pid in sorted(ids):
+            name = name_of(self.directory, int(pid)) or self._look_up(int(pid))
+            if name is None and str(current.get("id")) == pid:
+                name = current.get("name")  # what ``tracked`` shows for it
+            names[pid] = name or pid
+        return names
+
+    def _look_up(self, pid: int) -> str | None:
+        """A user's login or a group's name, by id, kept in the directory; ``None``
+        when Redmine does not show it to the API user (asked once per tracker)."""
+        if pid in self._unknown:
+            return None
+        for kind, manager in (("user", self.redmine.user), ("group", self.redmine.group)):
+            try:
+                raw: dict[str, Any] = self._call(f"reading {kind} {pid}", lambda m=manager: m.get(pid).raw())  # type: ignore[misc]
+            except AuthError:
+                raise
+            except TrackerError:  # not a user (a group), or not visible to the API user
+                continue
+            name = raw.get("login") if kind == "user" else raw.get("name")
+            if name:
+                self.directory[f"{kind}:{name}"] = str(pid)
+                return str(name)
+        self._unknown.add(pid)
+        return None
+
     def _agent_ids(self) -> frozenset[int] | None:
         """Ids of the agents the policy names; ``None`` when it names none."""
         users, groups = self.options.agents_users, self.options.agents_groups
@@ -385,7 +636,9 @@ class RedmineTracker:
     def apply(self, key: str, changes: Sequence[Change]) -> None:
         row = self._rows.pop(key, None)  # as fetched in this pass: no request needed
         if row is None:
-            row = self._call("reading the issue before writing", lambda: self.redmine.issue.get(int(key)).raw(), key)
+            number = issue_number(key)
+            read = self._call("reading the issue before writing", lambda: self.redmine.issue.get(number).raw(), key)
+            row = self._own(read, key)
         fields: dict[str, Any] = {}
         labels = set(self._tracked(row, ()).issue.labels)
         labels_changed = False
@@ -419,7 +672,7 @@ class RedmineTracker:
             field_id = self._custom_field_id(row, self.spec.labels_field, key)
             fields.setdefault("custom_fields", []).append({"id": field_id, "value": sorted(labels)})
         if fields:
-            self._put(key, fields, markers=[lbl for c in changes if c.kind is ChangeKind.ADD_LABELS for lbl in c.values if "escalated-" in lbl])
+            self._write(key, row, fields, markers=[lbl for c in changes if c.kind is ChangeKind.ADD_LABELS for lbl in c.values if "escalated-" in lbl])
 
     def _custom_field_id(self, row: dict[str, Any], name: str, key: str) -> int:
         for cf in row.get("custom_fields") or []:
@@ -450,7 +703,75 @@ class RedmineTracker:
                     return
                 raise
 
-        self._call("writing the issue", lambda: self.engine.retrying()(attempt), key)
+        def put() -> Refused | None:
+            try:
+                self.engine.retrying()(attempt)
+            except Refused as exc:
+                return exc  # raised past ``_call``: ``_write`` tries again without the refused fields
+            return None
+
+        refused = self._call("writing the issue", put, key)
+        if refused is not None:
+            raise refused
+
+    def _write(self, key: str, row: dict[str, Any], fields: dict[str, Any], markers: list[str]) -> None:
+        """An issue's changes in one PUT.  When Redmine refuses some fields (422), the
+        others are written without them, and the refusal is then a ``TrackerError``
+        that names each refused field with Redmine's words."""
+        try:
+            self._put(key, fields, markers)
+        except Refused as exc:
+            parts = split_parts(fields, self.mapper.labels_field_id(row))
+            refused = self._write_rest(key, parts, exc.messages, markers)
+            words = "; ".join(f"{PART_WORDS[name]} ({name}): {'; '.join(m)}" for name, m in refused.items())
+            landed = parts.keys() - refused.keys()
+            rest = "the other changes were written" if landed else "nothing was written"
+            message = (f"Redmine {self.url}, issue {key}: writing the issue: Redmine refused {words} (422); "
+                       f"{rest}; fix the issue or the policy, the next pass tries again")
+            if landed:
+                raise PartialWriteError(message, steps_landed=NOTE_PART in landed) from None
+            raise TrackerError(message) from None
+
+    def _write_rest(self, key: str, parts: dict[str, dict[str, Any]], messages: list[str],
+                    markers: list[str]) -> dict[str, list[str]]:
+        """After a 422 to ``parts`` with ``messages``: write the parts Redmine did not
+        refuse, and return the refused ones with its words.  The messages name the
+        fields (``blame``); when one cannot be told, each part is tried on its own.
+        A step's note and its marker labels are one part: together or not at all."""
+        refused: dict[str, list[str]] = {}
+        while parts:
+            blamed = blame(messages, self._field_labels())
+            if blamed is None or not blamed.keys() <= parts.keys():
+                if len(parts) == 1:
+                    return refused | dict.fromkeys(parts, messages)
+                return refused | self._one_by_one(key, parts, markers)
+            refused |= blamed
+            parts = {name: part for name, part in parts.items() if name not in blamed}
+            try:
+                if parts:
+                    self._put(key, joined(parts.values()), markers)
+                break
+            except Refused as exc:
+                messages = exc.messages
+        return refused
+
+    def _one_by_one(self, key: str, parts: Mapping[str, dict[str, Any]], markers: list[str]) -> dict[str, list[str]]:
+        """Each part in a PUT of its own; what Redmine refused, with its words."""
+        refused: dict[str, list[str]] = {}
+        for name, part in parts.items():
+            try:
+                self._put(key, part, markers)
+            except Refused as exc:
+                refused[name] = exc.messages
+        return refused
+
+    def _field_labels(self) -> dict[str, str]:
+        """Redmine's (English) label of each field sla-sync writes, lower case → its part."""
+        labels = {"due date": "due_date", "assignee": "assigned_to_id", "notes": NOTE_PART,
+                  "private notes": NOTE_PART, self.spec.labels_field.lower(): NOTE_PART}
+        if self.spec.due_field:
+            labels[self.spec.due_field.lower()] = "due_field"
+        return labels
 
     def _landed(self, key: str, markers: list[str]) -> bool:
         try:
@@ -473,10 +794,15 @@ class RedmineTracker:
         todo: list[str] = []
         project = self._call("reading the project", lambda: self.redmine.project.get(self.spec.project, include=["trackers", "issue_custom_fields"]).raw())
         fields = {f["name"]: f for f in project.get("issue_custom_fields") or []}
-        try:
-            all_fields = {f.name: f for f in self.redmine.custom_field.all()}
-        except rex.ForbiddenError:
-            all_fields = {}
+        def custom_fields() -> dict[str, Any] | None:
+            try:
+                return {f.name: f for f in self.redmine.custom_field.all()}
+            except rex.ForbiddenError:
+                return None
+
+        listed = self._call("listing custom fields", custom_fields)
+        all_fields = listed or {}
+        if listed is None:
             todo.append("the API key's user cannot list custom fields (needs admin): possible values were not checked")
         field = all_fields.get(self.spec.labels_field)
         if self.spec.labels_field not in fields and field is None:
@@ -511,4 +837,5 @@ def create(spec: TrackerSpec, secret: str, options: AdapterOptions) -> RedmineTr
     """Entry point ``sla_sync.adapters: redmine``."""
     if not spec.url.startswith(("http://", "https://")):
         raise UserError(f"tracker.url {spec.url!r} must start with http:// or https://")
+    warn_plain_http("Redmine", spec.url)
     return RedmineTracker(settings_of(spec, RedmineSpec), secret, options)

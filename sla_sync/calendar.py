@@ -22,8 +22,9 @@ from zoneinfo import ZoneInfo
 
 DAY = 86_400
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
-# No calendar keeps a gap of more than this many days without working time; past it
-# the target can never be reached and ``add_working_seconds`` says so.
+# How far ahead ``add_working_seconds`` looks for the working time it needs; past it
+# the target is out of reach (a calendar with almost no working time, or a target of
+# years) and it says so.
 _MAX_SCAN_DAYS = 3_660
 
 Interval = tuple[int, int]
@@ -68,18 +69,28 @@ class Calendar:
         self._ensure(end)
         return self._cumulative(end) - self._cumulative(start)
 
-    def add_working_seconds(self, start: int, seconds: int) -> int:
-        """The earliest instant by which ``seconds`` working seconds have passed since ``start``."""
+    def add_working_seconds(self, start: int, seconds: int, until: int | None = None) -> int:
+        """The earliest instant by which ``seconds`` working seconds have passed since ``start``.
+
+        It looks ten years ahead (``NoWorkingTimeError`` past that), or up to
+        ``until`` when the caller knows that ``[start, until)`` holds enough."""
         if seconds <= 0:
             return start
         self._ensure(start)
+        if until is not None:
+            self._ensure(until)
         target = self._cumulative(start) + seconds
-        first = self._base + len(self._ivals)
-        while self._cum[-1] < target:
-            if self._base + len(self._ivals) - first > _MAX_SCAN_DAYS:
-                raise NoWorkingTimeError("the calendar has no working time in ten years")
-            self._extend_forward(self._base + len(self._ivals) + 31)
+        # The horizon counts from ``start``'s day, whatever the cache holds: the
+        # answer never depends on earlier calls, and unanswerable calls never grow
+        # the cache past it.
+        horizon = self._ordinal(start) + _MAX_SCAN_DAYS
+        if until is not None:
+            horizon = max(horizon, self._ordinal(until))
+        while self._cum[-1] < target and self._base + len(self._ivals) <= horizon:
+            self._extend_forward(min(self._base + len(self._ivals) + 31, horizon))
         i = bisect_left(self._cum, target) - 1
+        if self._cum[-1] < target or self._base + i > horizon:
+            raise NoWorkingTimeError("the target lies beyond the working time of the next ten years")
         done = self._cum[i]
         for a, b in self._ivals[i]:
             if done + (b - a) >= target:
@@ -233,7 +244,7 @@ class AlwaysCalendar(Calendar):
     def working_seconds(self, start: int, end: int) -> int:
         return max(0, end - start)
 
-    def add_working_seconds(self, start: int, seconds: int) -> int:
+    def add_working_seconds(self, start: int, seconds: int, until: int | None = None) -> int:
         return start + max(0, seconds)
 
     def working_intervals(self, start: int, end: int) -> Iterator[Interval]:

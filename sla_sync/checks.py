@@ -72,6 +72,7 @@ def semantic_problems(data: dict[str, Any], known_kinds: Sequence[str] | None) -
         out.append((("writeback", "due_date"), f"no level sets a {due} target", False))
     for name, cal in calendars.items():
         cal = _mapping(cal)
+        out += _working_hours_problems(name, cal)
         country, subdiv = cal.get("holidays_country"), cal.get("holidays_subdiv")
         if isinstance(country, str):
             try:
@@ -81,6 +82,7 @@ def semantic_problems(data: dict[str, Any], known_kinds: Sequence[str] | None) -
                 out.append((("calendars", name, key), f"the holidays package does not know it: {exc}", False))
         elif subdiv:
             out.append((("calendars", name, "holidays_subdiv"), "holidays_subdiv needs holidays_country", True))
+    out += _label_problems(data)
     tracker = data.get("tracker")
     if isinstance(tracker, dict):
         kind = tracker.get("kind")
@@ -88,6 +90,54 @@ def semantic_problems(data: dict[str, Any], known_kinds: Sequence[str] | None) -
             out.append((("tracker", "kind"), f"unknown tracker kind {kind!r}: installed adapters are {', '.join(sorted(known_kinds))}", False))
         if not (tracker.get("api_key_env") or tracker.get("api_key_file")):
             out.append((("tracker",), "set api_key_env (an environment variable) or api_key_file: secrets never go in the policy file", True))
+    return out
+
+
+def _working_hours_problems(name: str, cal: dict[str, Any]) -> list[tuple[Loc, str, bool]]:
+    """A calendar needs working time in its week, or no clock on it could ever run
+    or come due.  Malformed hours are the schema's to report."""
+    hours = cal.get("hours")
+    if not isinstance(hours, dict) or not all(isinstance(v, list) and not v for v in hours.values()):
+        return []
+    return [(
+        ("calendars", name, "hours"),
+        f"calendar {name!r} has no working hours in the week: give at least one day an interval, "
+        'e.g. mon: ["09:00-17:00"], or write hours: 24x7',
+        True,
+    )]
+
+
+def _label_problems(data: dict[str, Any]) -> list[tuple[Loc, str, bool]]:
+    """Labels the tracker would mangle.  Everywhere: an empty ``label_prefix``
+    (sla-sync's labels would be bare words such as ``P1`` or ``breached``, which
+    people use too).  On GitLab: a prefix holding ``::`` makes every managed label
+    a scoped label of one scope, which GitLab Premium keeps exclusive (adding
+    ``sla::breached`` drops ``sla::P1``), so the labels would fight every pass; and
+    a comma in a label, since GitLab splits ``add_labels`` on commas."""
+    out: list[tuple[Loc, str, bool]] = []
+    tracker = _mapping(data.get("tracker"))
+    gitlab = tracker.get("kind") == "gitlab"
+    prefix = _mapping(data.get("writeback")).get("label_prefix")
+    here: Loc = ("writeback", "label_prefix")
+    if isinstance(prefix, str) and not prefix.strip():
+        out.append((here, "an empty prefix would make sla-sync's labels bare words (P1, breached) that people "
+                          "use too: keep the default \"sla:\" or name another", False))
+    elif isinstance(prefix, str) and gitlab and "::" in prefix:
+        out.append((here, f"{prefix!r} makes sla-sync's labels GitLab scoped labels of one scope, which GitLab "
+                          "keeps exclusive (adding the breach label removes the level label), so they would "
+                          "change on every pass: use a prefix without '::', such as \"sla:\"", False))
+    elif isinstance(prefix, str) and gitlab and "," in prefix:
+        out.append((here, f"{prefix!r}: GitLab splits labels on commas: use a prefix without one", False))
+    if not gitlab:
+        return out
+    for i, step in enumerate(_seq(data.get("escalate"))):
+        labels = _mapping(step).get("add_labels")
+        found = [(("escalate", i, "add_labels"), labels)] if isinstance(labels, str) else [
+            (("escalate", i, "add_labels", j), label) for j, label in enumerate(_seq(labels))]
+        for loc, label in found:
+            if isinstance(label, str) and "," in label:
+                out.append((loc, f"the label {label!r} holds a comma, and GitLab splits labels on commas "
+                                 "(it would add one label per part): write one label per list item", False))
     return out
 
 

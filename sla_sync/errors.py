@@ -8,6 +8,8 @@
 ``TrackerError(SlaSyncError)``
     a tracker refused or failed a request after the retries; the message names the
     tracker, the issue where there is one, and what to do.
+``PartialWriteError(TrackerError)``
+    part of one issue's changes was refused, the rest written (``steps_landed``).
 ``AuthError(TrackerError, UserError)``
     the tracker rejected the credentials ("authentication failed for <url>").
 ``LockedError(UserError)``
@@ -27,6 +29,15 @@ class UserError(SlaSyncError):
 
 class TrackerError(SlaSyncError):
     """A tracker request failed for good (after the bounded retries)."""
+
+
+class PartialWriteError(TrackerError):
+    """The tracker refused part of an issue's changes and the rest was written;
+    ``steps_landed`` says the step notes and marker labels were among what landed."""
+
+    def __init__(self, message: str, *, steps_landed: bool) -> None:
+        super().__init__(message)
+        self.steps_landed = steps_landed
 
 
 class AuthError(TrackerError, UserError):

@@ -19,6 +19,8 @@ class Event:
 
     ``kind`` is ``comment`` (``public``, ``by_agent``), ``status`` (``from_``/``to``),
     ``label`` (``added``/``removed``) or ``field`` (``field``, ``from_``/``to``).
+    ``by_self`` says the tracker's own API user made it (the adapter compares user
+    ids, never display names): the only evidence sla-sync believes is its own.
     """
 
     at: int
@@ -26,6 +28,7 @@ class Event:
     public: bool = False
     by_agent: bool = False
     author: str | None = None
+    by_self: bool = False
     from_: str | None = None
     to: str | None = None
     field: str | None = None

@@ -9,6 +9,7 @@ key is wrong and how; callers add the file and line.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -50,6 +51,15 @@ def _opt_str(obj: dict[str, Any], key: str, where: str) -> str | None:
     raise ValueError(f"{where}{key}: expected a string, got {_kind(value)}")
 
 
+def _flag(obj: dict[str, Any], key: str, where: str) -> bool:
+    """A boolean (missing or null is false); ``"false"`` is text, which would
+    otherwise count as true."""
+    value = obj.get(key)
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    raise ValueError(f"{where}{key}: expected true or false, got {_kind(value)} {value!r:.40}")
+
+
 def _names(obj: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
     value = obj.get(key)
     if value is None:
@@ -60,6 +70,16 @@ def _names(obj: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
 
 
 def _event(raw: Any, i: int) -> Event:
+    event = _plain_event(raw, i)
+    flag = raw.get("by_self", False) if isinstance(raw, dict) else False
+    if flag is False:
+        return event
+    if flag is not True:
+        raise ValueError(f"events[{i}].by_self: expected true or false, got {_kind(flag)}")
+    return replace(event, by_self=True)
+
+
+def _plain_event(raw: Any, i: int) -> Event:
     fast = _fast_event(raw)
     if fast is not None:
         return fast
@@ -72,7 +92,7 @@ def _event(raw: Any, i: int) -> Event:
     at = parse_timestamp(raw.get("at"), f"{where}at")
     if kind == "comment":
         return Event(
-            at, kind, public=bool(raw.get("public", False)), by_agent=bool(raw.get("by_agent", False)),
+            at, kind, public=_flag(raw, "public", where), by_agent=_flag(raw, "by_agent", where),
             author=_opt_str(raw, "by", where),
         )
     if kind == "label":
@@ -159,6 +179,8 @@ def _event_to_json(e: Event) -> dict[str, Any]:
         out.update({"from": e.from_, "to": e.to})
     if e.author is not None:
         out["by"] = e.author
+    if e.by_self:
+        out["by_self"] = True
     return out
 
 

@@ -34,24 +34,18 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server, write_to_textfile
 
+from .redact import REDACTOR
 from .sync import PassResult
 
 LOGGER = "sla_sync"
 
 
 class Redact(logging.Filter):
-    """Replaces known secrets in log messages."""
-
-    def __init__(self, secrets: Iterable[str]) -> None:
-        super().__init__()
-        self.secrets = [s for s in secrets if s and len(s) >= 4]
+    """Replaces every form of a known secret in log messages (``redact.REDACTOR``)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            message = record.getMessage()
-            for secret in self.secrets:
-                message = message.replace(secret, "***")
-            record.msg, record.args = message, None
+        if REDACTOR:
+            record.msg, record.args = REDACTOR(record.getMessage()), None
         return True
 
 
@@ -80,13 +74,13 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc)
 
 
-_REDACT = Redact(())
+_REDACT = Redact()
 
 
-def add_secret(secret: str) -> None:
-    """Have the logs redact this secret from now on."""
-    if secret and len(secret) >= 4 and secret not in _REDACT.secrets:
-        _REDACT.secrets.append(secret)
+def add_secret(secret: str, user: str | None = None) -> None:
+    """Have every exit (logs, output, the store) redact this secret from now on, in
+    every form it may take (raw, URL-encoded, Basic with ``user``)."""
+    REDACTOR.add(secret, user)
 
 
 def configure_logging(fmt: str, secrets: Iterable[str] = (), stream: Any = None) -> logging.Logger:

@@ -8,16 +8,30 @@ The rules, as a decision table per managed value:
 
 - due date: the local date (in the level's calendar timezone) of the ``due_at`` of
   the metric named by ``writeback.due_date``; left alone while that metric is
-  paused or met.  A date a person set after sla-sync wrote one is kept
-  (``on_manual_change: keep``, the default) and reported, or overwritten
-  (``override``).
+  paused or met.  A date a person set is kept (``on_manual_change: keep``, the
+  default) and reported, or overwritten (``override``): a person's date is one
+  that differs from what the store says sla-sync wrote, or, when the store does
+  not know, one the tracker's history says a person set (``Evidence``).
 - labels: ``<prefix><level>``, ``<prefix>at-risk`` while a running metric is at
   risk, ``<prefix>breached`` once a metric is breached; other levels' labels and
-  stale state labels are removed.  Nothing else is ever removed.
-- escalation step N fires once per issue, when its condition holds and the marker
-  label ``<prefix>escalated-N`` is not on the issue: its actions plus the marker,
-  in one plan.  The marker lives on the issue, so a lost state store never makes a
-  step fire twice.  A step's condition needs its metric not stopped.
+  stale state labels are removed.  Nothing else is ever removed, but a forged marker.
+
+  ========================  ==============  ===========================================
+  step N                    marker on issue  the plan
+  ========================  ==============  ===========================================
+  fired (store or history)  yes             nothing
+  fired (store or history)  no              the marker is put back (a person removed it)
+  not fired, due            no              the actions, and the marker
+  not fired, due            yes (forged)    the actions; the forged marker taken off
+                                            (sla-sync's own goes on next pass); reported
+  not fired, not due        yes (forged)    nothing; reported
+  not fired, not due        no              nothing
+  ========================  ==============  ===========================================
+
+  "Fired" is ``Evidence.fired``: the steps the state store recorded, and those whose
+  marker the history shows sla-sync's own API user added, so neither a lost store
+  nor a marker a customer set makes a step fire twice or never.  A step's
+  condition needs its metric not stopped.
 - assignee: once a step assigned someone, a person's later reassignment is kept
   (or undone with ``override``).
 """
@@ -28,6 +42,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+from .evidence import Evidence
 from .model import Change, ChangeKind, IssueSla, Observed, SlaState, State, Written
 from .policy import Policy, Step, managed_labels, marker
 
@@ -67,18 +82,32 @@ def _due_date(sla: IssueSla, policy: Policy) -> tuple[str | None, str | None]:
 
 
 def _respect(
-    what: str, desired: str | None, observed: str | None, written: str | None, override: bool
+    what: str, desired: str | None, observed: str | None, written: str | None, override: bool,
+    *, by_person: bool = False,
 ) -> tuple[bool, str | None]:
-    """Write ``desired``?  And the report line when a person's value is kept."""
+    """Write ``desired``?  And the report line when a person's value is kept.
+
+    A person's value is one that differs from what sla-sync wrote, or, when the
+    store does not know what it wrote, one the tracker's history says a person set."""
     if desired is None or desired == observed:
         return False, None
-    if written is not None and observed != written and not override:
+    if override:
+        return True, None
+    if written is not None and observed != written:
         return False, f"{what} changed by hand to {observed or 'nothing'} (sla-sync wrote {written}): kept"
+    if written is None and by_person and observed is not None:
+        return False, f"{what} set by hand to {observed} (not by sla-sync): kept"
     return True, None
 
 
-def plan_issue(sla: IssueSla, observed: Observed, written: Written, policy: Policy) -> IssuePlan:
-    """The changes that bring one issue to the state the policy asks for."""
+def plan_issue(
+    sla: IssueSla, observed: Observed, written: Written, policy: Policy, evidence: Evidence | None = None
+) -> IssuePlan:
+    """The changes that bring one issue to the state the policy asks for.
+
+    ``evidence`` is what the history and the store say sla-sync did (which steps
+    it fired, whether a person set the due date); without it, nothing is ours."""
+    evidence = evidence if evidence is not None else Evidence()
     wb = policy.writeback
     prefix, override = wb.label_prefix, wb.override
     changes: list[Change] = []
@@ -86,7 +115,8 @@ def plan_issue(sla: IssueSla, observed: Observed, written: Written, policy: Poli
     new_written = written
 
     due, instant = _due_date(sla, policy)
-    write, note = _respect("due date", due, observed.due_date, written.due_date, override)
+    write, note = _respect("due date", due, observed.due_date, written.due_date, override,
+                           by_person=evidence.due_date_by_person)
     if write:
         changes.append(Change(ChangeKind.DUE_DATE, value=due))
         new_written = Written(due, new_written.assignee, new_written.due_instant)
@@ -116,11 +146,22 @@ def plan_issue(sla: IssueSla, observed: Observed, written: Written, policy: Poli
     assignee = written.assignee
     for step in policy.steps:
         mark = marker(prefix, step.number)
-        if mark in observed.labels or not step_due(step, sla.metrics.get(step.metric)):
+        if step.number in evidence.fired:
+            if mark not in observed.labels and mark not in add:
+                add.append(mark)  # a person removed it: put sla-sync's record back, nothing fires again
+            continue
+        forged = mark in observed.labels
+        if forged:
+            kept.append(f"forged or manual marker {mark} ignored (sla-sync did not set it)")
+        if not step_due(step, sla.metrics.get(step.metric)):
             continue
         fired.append(step.number)
         spec = step.spec
-        add += [lbl for lbl in (*spec.add_labels, mark) if lbl not in observed.labels and lbl not in add]
+        add += [lbl for lbl in spec.add_labels if lbl not in observed.labels and lbl not in add]
+        if forged:
+            remove.append(mark)  # not sla-sync's: taken off now, sla-sync's own marker goes on next pass
+        elif mark not in add:
+            add.append(mark)
         if spec.watchers:
             step_changes.append(Change(ChangeKind.WATCHERS, values=tuple(spec.watchers), step=step.number))
         if spec.assign:

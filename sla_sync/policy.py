@@ -10,11 +10,13 @@ file as written (``Policy.spec``): what they need is compiled onto ``Policy``.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
@@ -203,6 +205,16 @@ class Policy:
         return self.spec.name
 
     @property
+    def state_key(self) -> str:
+        """What the state store keys this policy's state by (cursor, remembered
+        issues, written values, fired steps, resolved names, the lock and the run
+        journal): the name and the tracker's identity, ``NAME#<16 hex digits>``
+        over the kind, the URL (scheme and host in lower case, no trailing slash)
+        and the project.  Two files that share a name but not a tracker never
+        share a state; without a tracker it is the bare name."""
+        return state_key(self.name, self.tracker)
+
+    @property
     def tracker_labels(self) -> list[str]:
         """Every label a pass may write: the managed ones, the step markers, and
         the steps' own labels (what ``check --online`` asks the tracker for)."""
@@ -241,6 +253,16 @@ class Policy:
             if rule.test(issue):
                 return rule
         raise AssertionError("a validated policy always has a rule that holds")  # pragma: no cover
+
+
+def state_key(name: str, tracker: TrackerSpec | None) -> str:
+    """``Policy.state_key`` for a name and a tracker section."""
+    if tracker is None:
+        return name
+    url = urlsplit(tracker.url.strip())
+    where = f"{url.scheme.lower()}://{url.netloc.lower()}{url.path.rstrip('/')}"
+    digest = hashlib.sha256("\n".join((tracker.kind, where, tracker.project)).encode()).hexdigest()[:16]
+    return f"{name}#{digest}"
 
 
 def compile_policy(spec: PolicyFile, source: str = "<policy>") -> Policy:

@@ -5,12 +5,16 @@ Plain YAML scalars are read as strings (``null``/``~``/empty stay null), so that
 ``2026-12-25`` and ``"2026-12-25"`` mean the same, and a country code ``NO`` is
 Norway rather than ``False``; pydantic then converts strings where a field wants a
 number, a date or a boolean.
+
+A hostile or mistaken file cannot exhaust memory or the stack: nesting stops at
+``MAX_DEPTH`` levels and what aliases repeat at ``MAX_ALIAS_NODES`` values, each a
+problem at its line and column.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -43,35 +47,113 @@ class PolicyError(UserError):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
+MAX_DEPTH = 100  # levels of nesting; a policy file needs fewer than ten
+MAX_ALIAS_NODES = 10_000  # values that aliases may repeat, in all; a "billion laughs" file wants billions
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe composer, which recurses once per level of nesting, stopped
+    past ``MAX_DEPTH``; and each alias becomes a node of its own, at the alias's
+    position, that shares the anchored node's contents (``aliases`` holds them)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.depth = 0
+        self.aliases: set[int] = set()
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            mark: yaml.Mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+            node = super().compose_node(parent, index)
+            return self._alias(node, mark) if node is not None else None
+        if self.depth >= MAX_DEPTH:
+            raise _BadYaml(None, _too_deep(), self.peek_event().start_mark)  # type: ignore[no-untyped-call]
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def _alias(self, node: yaml.Node, mark: yaml.Mark) -> yaml.Node:
+        copy: yaml.Node
+        if isinstance(node, yaml.ScalarNode):
+            copy = yaml.ScalarNode(node.tag, node.value, mark, mark, style=node.style)
+        elif isinstance(node, yaml.SequenceNode):
+            copy = yaml.SequenceNode(node.tag, node.value, mark, mark, flow_style=node.flow_style)
+        else:
+            assert isinstance(node, yaml.MappingNode)
+            copy = yaml.MappingNode(node.tag, node.value, mark, mark, flow_style=node.flow_style)
+        self.aliases.add(id(copy))
+        return copy
+
+
+def _too_deep() -> str:
+    return f"nested more than {MAX_DEPTH} levels deep: a policy file needs only a few levels"
+
+
+@dataclass
+class _Budget:
+    """What building may still spend: values repeated by aliases, and the nodes
+    being built (an alias of one of them would repeat forever)."""
+
+    aliases: set[int]
+    repeated: int = 0
+    open: set[int] = field(default_factory=set)
+
+
 def _build(
-    node: yaml.Node, loc: Loc, marks: dict[Loc, tuple[int, int]], keymarks: dict[Loc, tuple[int, int]]
+    node: yaml.Node,
+    loc: Loc,
+    marks: dict[Loc, tuple[int, int]],
+    keymarks: dict[Loc, tuple[int, int]],
+    budget: _Budget,
+    alias: yaml.Node | None = None,
+    depth: int = 1,
 ) -> Any:
-    """Plain data from a YAML node, recording where every path starts."""
+    """Plain data from a YAML node, recording where every path starts.
+
+    ``alias`` is the outermost alias being expanded: a problem inside it is its
+    problem, reported where it stands."""
+    if id(node) in budget.aliases and alias is None:
+        alias = node
+    if alias is not None:
+        budget.repeated += 1
+        if budget.repeated > MAX_ALIAS_NODES:
+            raise _BadYaml(alias, f"aliases repeat more than {MAX_ALIAS_NODES} values in all: write the values "
+                                  "out, or use fewer aliases")
+    if depth > MAX_DEPTH:
+        raise _BadYaml(alias or node, _too_deep())
+    if id(node) in budget.open:
+        raise _BadYaml(alias or node, "this alias names a collection that contains itself: it would never end")
     marks[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
-    if isinstance(node, yaml.MappingNode):
+    if isinstance(node, yaml.ScalarNode):
+        if node.style is None and node.tag == "tag:yaml.org,2002:null":
+            return None
+        return node.value
+    budget.open.add(id(node))
+    try:
+        if isinstance(node, yaml.SequenceNode):
+            return [_build(v, (*loc, i), marks, keymarks, budget, alias, depth + 1) for i, v in enumerate(node.value)]
+        assert isinstance(node, yaml.MappingNode)
         out: dict[Any, Any] = {}
         for knode, vnode in node.value:
-            key = _build(knode, (*loc, "<key>"), {}, {})
+            key = _build(knode, (*loc, "<key>"), {}, {}, budget, alias, depth + 1)
             if isinstance(key, (dict, list)) or key is None:
                 raise _BadYaml(knode, "a key must be a plain word")
             skey = str(key)
             if skey in out:
                 raise _BadYaml(knode, f"duplicate key {skey!r}")
             keymarks[(*loc, skey)] = (knode.start_mark.line + 1, knode.start_mark.column + 1)
-            out[skey] = _build(vnode, (*loc, skey), marks, keymarks)
+            out[skey] = _build(vnode, (*loc, skey), marks, keymarks, budget, alias, depth + 1)
         return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_build(v, (*loc, i), marks, keymarks) for i, v in enumerate(node.value)]
-    assert isinstance(node, yaml.ScalarNode)
-    if node.style is None and node.tag == "tag:yaml.org,2002:null":
-        return None
-    return node.value
+    finally:
+        budget.open.discard(id(node))
 
 
 class _BadYaml(Exception):
-    def __init__(self, node: yaml.Node, message: str) -> None:
+    def __init__(self, node: yaml.Node | None, message: str, mark: yaml.Mark | None = None) -> None:
         super().__init__(message)
-        self.node = node
+        self.mark = mark if mark is not None else node.start_mark if node is not None else None
 
 
 @dataclass(frozen=True)
@@ -93,30 +175,41 @@ class _Located:
 
 
 def read_yaml(path: str, text: str) -> _Located:
+    """The document with the position of every key and value; ``PolicyError`` for
+    what is not YAML, or nests or repeats past the limits (``MAX_DEPTH``,
+    ``MAX_ALIAS_NODES``)."""
+    loader: _Loader | None = None
     try:
-        loader = yaml.SafeLoader(text)
-        try:
-            node = loader.get_single_node()
-        finally:
-            loader.dispose()
+        loader = _Loader(text)  # the reader refuses some characters at once
+        node = loader.get_single_node()
+        data, marks, keymarks = _plain(node, loader.aliases) if node is not None else (None, {}, {})
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         raise PolicyError([Problem(path, line, col, f"not valid YAML: {exc.problem or exc}")]) from None
     except yaml.YAMLError as exc:
         raise PolicyError([Problem(path, 1, 1, f"not valid YAML: {exc}")]) from None
+    except _BadYaml as exc:
+        line, col = (exc.mark.line + 1, exc.mark.column + 1) if exc.mark else (1, 1)
+        raise PolicyError([Problem(path, line, col, str(exc))]) from None
+    except RecursionError:  # a safety net: the limits above stop well before Python's
+        raise PolicyError([Problem(path, 1, 1, _too_deep())]) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
     if node is None:
         raise PolicyError([Problem(path, 1, 1, "the file is empty: a policy needs name, calendars, levels and classify")])
-    marks: dict[Loc, tuple[int, int]] = {}
-    keymarks: dict[Loc, tuple[int, int]] = {}
-    try:
-        data = _build(node, (), marks, keymarks)
-    except _BadYaml as exc:
-        m = exc.node.start_mark
-        raise PolicyError([Problem(path, m.line + 1, m.column + 1, str(exc))]) from None
     if not isinstance(data, dict):
         raise PolicyError([Problem(path, 1, 1, "a policy file is a mapping of keys (name, calendars, levels, classify...)")])
     return _Located(data, marks, keymarks)
+
+
+def _plain(
+    node: yaml.Node, aliases: set[int]
+) -> tuple[Any, dict[Loc, tuple[int, int]], dict[Loc, tuple[int, int]]]:
+    marks: dict[Loc, tuple[int, int]] = {}
+    keymarks: dict[Loc, tuple[int, int]] = {}
+    return _build(node, (), marks, keymarks, _Budget(aliases)), marks, keymarks
 
 
 def dotted(loc: Loc) -> str:

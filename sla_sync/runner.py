@@ -36,7 +36,8 @@ def one_pass(
     progress: Progress | None = None,
 ) -> PassResult:
     """One pass with its logs and metrics; the secret comes from ``env`` or a file."""
-    add_secret(tracker_secret(policy, env))
+    user_env = getattr(policy.tracker, "user_env", None)  # Jira Cloud's e-mail: Basic base64(e-mail:token)
+    add_secret(tracker_secret(policy, env), env.get(user_env) if user_env else None)
     tracker = open_tracker(policy, env)
     run_id = new_run_id()
     log = logging.LoggerAdapter(logging.getLogger(LOGGER), {"run_id": run_id, "policy": policy.name, "issue": "-"})
@@ -65,6 +66,8 @@ def summary(result: PassResult) -> str:
         f"{c['issues_applied']} updated, {c['steps_fired']} escalation steps fired, writes: {writes}, "
         f"{c['kept']} manual changes kept, {c['errors']} errors"
     )
+    if c["forged_markers"]:
+        line += f", {c['forged_markers']} forged or manual markers ignored"
     return line + (" (stopped early)" if result.stopped else "")
 
 

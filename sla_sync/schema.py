@@ -121,6 +121,8 @@ class RedmineSpec(TrackerSpec):
     kind: Literal["redmine"]
     labels_field: str = Field("SLA", description="the multi-value list custom field holding the SLA labels")
     due_field: str | None = _DUE_FIELD
+    include_subprojects: bool = Field(
+        False, description="also the issues of the project's subprojects (default: the project's own issues only)")
 
     @property
     def due_instant_field(self) -> str | None:

@@ -25,6 +25,8 @@ import hashlib
 import json
 import os
 import re
+import sqlite3
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -42,13 +44,15 @@ from sqlalchemy import (
     Text,
     create_engine,
     delete,
+    event,
     insert,
+    inspect,
     select,
     text,
     update,
 )
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.engine import Connection, Engine, ExceptionContext
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from .errors import LockedError, UserError
 from .model import Issue, Written
@@ -147,25 +151,69 @@ class Store:
         url, self.path = _url(location)
         self.location = location
         if self.path is not None:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise UserError(f"state store {self.path}: cannot create its folder: {exc.strerror}") from None
+            _prepare_file(self.path)
         try:
             self.engine: Engine = create_engine(url, future=True)
-            self._create_tables()
-        except SQLAlchemyError as exc:
-            raise UserError(f"state store {_safe(location)}: cannot open it: {exc.__class__.__name__}: {_first_line(exc)}") from None
+        except (ArgumentError, ValueError):  # the message would repeat the URL, password and all
+            raise UserError(
+                f"state store {_safe(location)}: not a database URL: write a file path or "
+                "postgresql://USER@HOST:PORT/DB (and the password in PGPASSWORD)"
+            ) from None
         except ModuleNotFoundError as exc:
             raise UserError(f"state store {_safe(location)}: {exc.name} is missing; install sla-sync[postgres]") from None
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "handle_error", self._sqlite_error)
+        try:
+            self._create_tables()
+        except UserError:
+            self.engine.dispose()
+            raise
+        except SQLAlchemyError as exc:
+            self.engine.dispose()
+            raise UserError(f"state store {_safe(location)}: cannot open it: {exc.__class__.__name__}: {_scrub(_first_line(exc), location)}") from None
 
     def _create_tables(self) -> None:
-        """Create missing tables; on PostgreSQL under a lock, as several workers
-        may start at once on a new database."""
+        """Create missing tables, once sure the database is a store (or empty); on
+        PostgreSQL under a lock, as several workers may start at once on a new
+        database."""
         with self.engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(7215001)"))
+            foreign = _foreign_schema(conn)
+            if foreign:
+                raise self._not_a_store(foreign)
             metadata.create_all(conn)
+
+    @property
+    def _where(self) -> str:
+        """The store as messages name it: the file, or the URL without its password."""
+        return str(self.path) if self.path is not None else _safe(self.location)
+
+    def _not_a_store(self, why: str) -> UserError:
+        what = f"state store {self._where}: {why}: it is not an sla-sync state store (or one of another version); "
+        if self.path is None:
+            return UserError(what + "point --state or SLA_SYNC_STATE at a database of its own")
+        return UserError(what + "point --state or SLA_SYNC_STATE at another file, or move this one away "
+                                "(a new store starts, and the next pass re-reads the history and writes nothing twice)")
+
+    def _sqlite_error(self, context: ExceptionContext) -> None:
+        """Any SQLite failure after opening (a damaged page, a file replaced under
+        us) is the user's to fix: one line naming the file, no traceback."""
+        cause = context.original_exception
+        if not isinstance(cause, sqlite3.DatabaseError) or isinstance(cause, sqlite3.IntegrityError | sqlite3.ProgrammingError):
+            return  # our own mistakes keep their traceback
+        where = self._where
+        message = _first_line(cause) or cause.__class__.__name__
+        if isinstance(cause, sqlite3.OperationalError) and "locked" in message:
+            raise UserError(f"state store {where}: {message}: another process holds it; try again") from None
+        if isinstance(cause, sqlite3.OperationalError) and ("unable to open" in message or "readonly" in message):
+            raise UserError(
+                f"state store {where}: {message}: sla-sync must be able to read and write the file and its folder"
+            ) from None
+        raise UserError(
+            f"state store {where}: {message}: the file is damaged or not an sla-sync state store; move it away "
+            "to start a new store (the next pass re-reads the history and writes nothing twice), or restore a backup"
+        ) from None
 
     @property
     def is_postgres(self) -> bool:
@@ -188,7 +236,7 @@ class Store:
                     conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
             return
         lock_path = self._lock_path(policy)
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = _open_private(lock_path)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -220,12 +268,23 @@ class Store:
         with self.engine.connect() as conn:
             rows = conn.execute(select(issues).where(issues.c.policy == policy))
             for row in rows:
-                out[row.key] = CachedIssue(
-                    row.version,
-                    issue_from_json(orjson.loads(row.issue)),
-                    Written(row.due_date, row.assignee, row.due_instant),
-                )
+                try:
+                    issue = issue_from_json(orjson.loads(row.issue))
+                except ValueError as exc:  # orjson's decode error is one too
+                    raise UserError(
+                        f"state store {self._where}: the remembered issue {row.key} of policy {policy!r} is unreadable "
+                        f"({_first_line(exc)}): the store is damaged; move it away to start a new one"
+                    ) from None
+                out[row.key] = CachedIssue(row.version, issue, Written(row.due_date, row.assignee, row.due_instant))
         return out
+
+    def fired(self, policy: str) -> dict[str, frozenset[int]]:
+        """Every issue's fired steps, as the store recorded them."""
+        out: dict[str, set[int]] = {}
+        with self.engine.connect() as conn:
+            for row in conn.execute(select(fired.c.key, fired.c.step).where(fired.c.policy == policy)):
+                out.setdefault(row.key, set()).add(int(row.step))
+        return {k: frozenset(v) for k, v in out.items()}
 
     def fired_steps(self, policy: str, key: str) -> list[int]:
         with self.engine.connect() as conn:
@@ -382,9 +441,115 @@ def _upsert_cursor(conn: Connection, policy: str, cursor: int | None) -> None:
         conn.execute(insert(cursors).values(policy=policy, cursor=cursor))
 
 
+_PASSWORD_PARAM = re.compile(r"(?i)([?&][^=&]*password[^=&]*=)([^&]*)")
+_USERINFO = re.compile(r"[^\s'\"/=(]+@")
+
+
 def _safe(location: str) -> str:
-    """A location without its password."""
-    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", location)
+    """A location fit for a message: the whole user part (``USER:PASSWORD@``) and
+    any password parameter masked.  A password may hold ``@``, ``:`` or ``/``:
+    everything up to the last ``@`` goes."""
+    if "://" not in location:
+        return location
+    scheme, rest = location.split("://", 1)
+    rest = _PASSWORD_PARAM.sub(r"\1***", rest)
+    at = rest.rfind("@")
+    if at >= 0:
+        rest = "***@" + rest[at + 1:]
+    return f"{scheme}://{rest}"
+
+
+def _scrub(message: str, location: str) -> str:
+    """A driver's message without any piece of the location's password: one
+    holding ``@`` or ``&`` makes the driver name hosts such as ``ss@127.0.0.1``."""
+    for piece in sorted(_password_pieces(location), key=len, reverse=True):
+        message = message.replace(piece, "***")
+    return _USERINFO.sub("***@", _PASSWORD_PARAM.sub(r"\1***", message))
+
+
+def _password_pieces(location: str) -> set[str]:
+    """The passwords of a location (user part, parameters) and their pieces
+    between URL delimiters, as a driver may show them after misreading the URL."""
+    if "://" not in location:
+        return set()
+    rest = location.split("://", 1)[1]
+    passwords = [m.group(2) for m in _PASSWORD_PARAM.finditer(rest)]
+    bare = _PASSWORD_PARAM.sub(r"\1", rest)
+    at = bare.rfind("@")
+    if at >= 0 and ":" in bare[:at]:
+        passwords.append(bare[:at].split(":", 1)[1])
+    pieces = {piece for p in passwords for piece in [p, *re.split(r"[@:/?&=#]", p)]}
+    return {piece for piece in pieces if len(piece) >= 3}
+
+
+def _open_private(path: Path) -> int:
+    """Open ``path`` read-write; a new file is created ``0600``, whatever the umask."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return os.open(path, os.O_RDWR)
+    os.fchmod(fd, 0o600)
+    return fd
+
+
+def _prepare_file(path: Path) -> None:
+    """A new SQLite store is created ``0600`` (SQLite gives its journal and WAL
+    files the database's mode) and appears complete, tables and all: the path
+    never holds an empty file that another process could take for a damaged
+    store.  An existing file keeps its mode; an empty one is refused."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"state store {path}: cannot create its folder: {exc.strerror}") from None
+    if path.is_dir():
+        raise UserError(f"state store {path}: is a folder: name a file, e.g. {path / 'state.sqlite'}")
+    if path.exists():
+        if path.is_file() and path.stat().st_size == 0:
+            raise UserError(
+                f"state store {path}: the file is empty (0 bytes), so it holds no sla-sync state: delete it to "
+                "start a new store (the next pass re-reads the history and writes nothing twice), or restore a backup"
+            )
+        return
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".new", dir=path.parent)
+        os.fchmod(fd, 0o600)
+        os.close(fd)
+    except OSError as exc:
+        raise UserError(f"state store {path}: cannot create it: {exc.strerror}") from None
+    try:
+        engine = create_engine(f"sqlite:///{tmp}")
+        try:
+            with engine.begin() as conn:
+                metadata.create_all(conn)
+        finally:
+            engine.dispose()
+        try:
+            os.link(tmp, path)  # atomic, and never replaces a store another process made meanwhile
+        except FileExistsError:
+            pass
+        except OSError:  # a file system without hard links
+            if not path.exists():
+                os.replace(tmp, path)
+    except (OSError, SQLAlchemyError) as exc:
+        raise UserError(f"state store {path}: cannot create it: {getattr(exc, 'strerror', None) or exc}") from None
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _foreign_schema(conn: Connection) -> str | None:
+    """Why the database is not a store (another application's tables, or tables
+    of the store's names with other columns), or ``None``."""
+    inspector = inspect(conn)
+    present = set(inspector.get_table_names())
+    ours = set(metadata.tables)
+    if conn.dialect.name == "sqlite" and present and not present & ours:
+        return f"it holds other tables ({', '.join(sorted(present)[:5])})"
+    for name in sorted(present & ours):
+        have = {c["name"] for c in inspector.get_columns(name)}
+        missing = [c.name for c in metadata.tables[name].columns if c.name not in have]
+        if missing:
+            return f"its table {name} lacks the column{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
+    return None
 
 
 def _first_line(exc: BaseException) -> str:

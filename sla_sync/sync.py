@@ -7,6 +7,10 @@ applies each issue's changes, records what it wrote, refreshes the written issue
 versions so the next pass needs no per-issue request, and moves the cursor only
 past issues that were processed (``next_cursor``, the whole cursor rule).
 
+Every error text a pass records (in its result and the run journal) has every
+known secret redacted (``redact.REDACTOR``): a tracker's error body may echo the
+request's headers.
+
 The pass's store writes are buffered and committed in one transaction when the
 pass ends (``Store.pass_writes``), whether it ends well or not; a process killed
 mid-pass loses them, which costs requests, never a duplicate write: the markers
@@ -19,14 +23,16 @@ and the others go on; the pass then reports a non-zero exit code.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import AuthError, SlaSyncError, TrackerError
+from .errors import AuthError, PartialWriteError, SlaSyncError, TrackerError
+from .evidence import evidence_of
 from .model import IssueSla, Written
 from .plan import IssuePlan, plan_issue
 from .policy import Policy
+from .redact import REDACTOR
 from .state import PassWrites, Store
 from .timers import evaluate
 from .tracker import Cached, Fetched, Tracked, Tracker
@@ -72,6 +78,7 @@ class PassResult:
         return 1 if self.errors else 0
 
     def counts(self) -> dict[str, Any]:
+        forged = sum(k.startswith("forged or manual marker") for _, k in self.kept)
         writes: dict[str, int] = {}
         for o in self.outcomes:
             if o.applied:
@@ -83,7 +90,8 @@ class PassResult:
             "issues_changed": len(self.changed),
             "issues_applied": sum(o.applied for o in self.outcomes),
             "steps_fired": sum(len(o.plan.fired) for o in self.outcomes if o.applied or self.mode == "plan"),
-            "kept": len(self.kept),
+            "kept": len(self.kept) - forged,
+            "forged_markers": forged,
             "errors": len(self.errors),
             "writes": writes,
         }
@@ -100,12 +108,17 @@ class Planned:
     written: dict[str, Written]
 
 
-def plan_all(tracked: list[Tracked], written: dict[str, Written], policy: Policy, now: int) -> list[Outcome]:
-    """Evaluate and plan every fetched issue (pure)."""
+def plan_all(
+    tracked: list[Tracked], written: dict[str, Written], policy: Policy, now: int,
+    fired: Mapping[str, frozenset[int]] | None = None,
+) -> list[Outcome]:
+    """Evaluate and plan every fetched issue (pure); ``fired`` is what the store
+    recorded of the steps fired, the rest of the evidence is in each history."""
     out = []
     for t in tracked:
         sla = evaluate(t.issue, policy, now)
-        plan = plan_issue(sla, t.observed, written.get(t.issue.key, Written()), policy)
+        evidence = evidence_of(t.issue, policy, (fired or {}).get(t.issue.key, ()))
+        plan = plan_issue(sla, t.observed, written.get(t.issue.key, Written()), policy, evidence)
         out.append(Outcome(t.issue.key, sla, plan))
     return out
 
@@ -118,15 +131,15 @@ def fetch_since(cursor: int | None, overlap_s: int) -> int | None:
 def fetch_and_plan(tracker: Tracker, policy: Policy, store: Store, now: int, result: PassResult) -> Planned:
     """The part ``plan`` and ``run`` share: fetch since the cursor, reuse cached
     history, evaluate and plan every issue into ``result``."""
-    tracker.directory.update(store.directory(policy.name))
-    cursor = store.cursor(policy.name)
-    remembered = store.cached(policy.name)
+    tracker.directory.update(store.directory(policy.state_key))
+    cursor = store.cursor(policy.state_key)
+    remembered = store.cached(policy.state_key)
     cached = {k: Cached(c.version, c.issue) for k, c in remembered.items()}
     written = {k: c.written for k, c in remembered.items()}
     fetched = tracker.fetch(fetch_since(cursor, policy.overlap_s), cached)
     result.fetched, result.refetched = len(fetched.issues), fetched.refetched
-    result.errors += fetched.problems
-    result.outcomes = plan_all(fetched.issues, written, policy, now)
+    result.errors += [REDACTOR(p) for p in fetched.problems]
+    result.outcomes = plan_all(fetched.issues, written, policy, now, store.fired(policy.state_key))
     return Planned(cursor, fetched, cached, written)
 
 
@@ -149,16 +162,16 @@ def run_pass(
     if not apply:
         fetch_and_plan(tracker, policy, store, now, result)
         return result
-    with store.lock(policy.name):
+    with store.lock(policy.state_key):
         started = clock()
-        store.start_run(run_id, policy.name, "run", now)
-        with store.pass_writes(policy.name) as writes:
+        store.start_run(run_id, policy.state_key, "run", now)
+        with store.pass_writes(policy.state_key) as writes:
             try:
                 _apply_pass(tracker, policy, store, writes, now, result, should_stop, progress, clock, started)
             except BaseException as exc:
                 status = "failed" if isinstance(exc, SlaSyncError) else "aborted"
                 writes.finish_run(run_id, _finished(now, clock, started), status, result.counts(),
-                                  [*result.errors, _describe(exc)])
+                                  [*result.errors, REDACTOR(_describe(exc))])
                 raise
             writes.save_directory(dict(tracker.directory))
             writes.finish_run(run_id, _finished(now, clock, started), "partial" if result.errors else "ok",
@@ -207,9 +220,11 @@ def _apply_pass(
             except AuthError:
                 raise
             except TrackerError as exc:
-                outcome.error = str(exc)
-                result.errors.append(str(exc))
+                outcome.error = REDACTOR(str(exc))  # an error body may echo the request's headers
+                result.errors.append(outcome.error)
                 failed.append(by_key[outcome.key])
+                if isinstance(exc, PartialWriteError) and exc.steps_landed:
+                    writes.record_fired(outcome.key, outcome.plan.fired, now)  # the notes and markers did land
                 continue
             outcome.applied = True
             applied.append(outcome.key)
@@ -228,7 +243,7 @@ def _refresh(tracker: Tracker, writes: PassWrites, keys: list[str], result: Pass
     try:
         fresh = tracker.refresh(keys)
     except TrackerError as exc:  # the next pass refetches them; no harm done
-        result.errors.append(f"re-reading written issues failed: {exc}")
+        result.errors.append(REDACTOR(f"re-reading written issues failed: {exc}"))
         return None
     written = {o.key: o.plan.written for o in result.outcomes}
     writes.remember((t.version, t.issue, written.get(t.issue.key, Written())) for t in fresh)

@@ -12,8 +12,10 @@ The semantics are DESIGN.md's, rule by rule:
   resumes it and elapsed time accumulates across the cycles;
 - ``state``: ``breached`` when elapsed > target (stopped or not); else ``met`` when
   stopped; else ``paused`` when the status now is a pause status; else ``running``;
-- ``due_at``: for running, when elapsed will equal the target if the status stays;
-  for breached, when elapsed reached it (``breached_at``); null for met and paused.
+- ``due_at``: for running, when elapsed will equal the target if the status stays
+  (when it already equals it, the instant it did; null when the calendar's next ten
+  years hold too little working time); for breached, when elapsed reached it
+  (``breached_at``); null for met and paused.
 
 Only events at or before ``now`` count, so evaluating at an earlier ``now`` replays
 the past.  The status in force before the first status event is that event's
@@ -26,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from .calendar import Calendar
+from .calendar import Calendar, NoWorkingTimeError
 from .model import Event, Issue, IssueSla, SlaState, State
 from .policy import Policy
 
@@ -61,7 +63,7 @@ def status_segments(issue: Issue, events: Sequence[Event], now: int) -> tuple[Se
             out.append((start, at, status))
             start = at
         status = e.to or status
-    if now > start or not out:
+    if now > start or not out or out[-1][2] != status:  # a change at ``now`` itself counts
         out.append((start, max(now, start), status))
     return tuple(out)
 
@@ -130,13 +132,25 @@ def stop_of(metric: str, timeline: Timeline) -> int | None:
     return None
 
 
+def _due(calendar: Calendar, spans: Sequence[tuple[int, int]], target: int, elapsed: int, now: int) -> int | None:
+    """When a running clock reaches its target: already reached (exactly) is the
+    instant it was; ``None`` when the calendar has no working time to reach it
+    within ten years."""
+    if elapsed >= target:
+        return _reach(calendar, spans, target)
+    try:
+        return calendar.add_working_seconds(now, target - elapsed)
+    except NoWorkingTimeError:
+        return None
+
+
 def _reach(calendar: Calendar, spans: Sequence[tuple[int, int]], target: int) -> int | None:
     """The instant at which the working time over ``spans`` reaches ``target``."""
     done = 0
     for a, b in spans:
         worked = calendar.working_seconds(a, b)
         if done + worked >= target:
-            return calendar.add_working_seconds(a, target - done)
+            return calendar.add_working_seconds(a, target - done, until=b)
         done += worked
     return None
 
@@ -160,7 +174,7 @@ def metric_state(
     else:
         state = State.RUNNING
         at_risk = elapsed * 100 >= policy.warn_share * target
-        due_at = calendar.add_working_seconds(now, target - elapsed)
+        due_at = _due(calendar, spans, target, elapsed, now)
     return SlaState(
         metric=metric,
         state=state,

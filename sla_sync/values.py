@@ -16,15 +16,25 @@ _PERCENT = re.compile(r"^(\d{1,3}(?:\.\d+)?)\s*%$")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
+MAX_DURATION_HOURS = 100_000  # over eleven years of 24x7: no agreement needs more
+
+
 def parse_duration(text: str) -> int:
-    """``30m``, ``4h``, ``1h30m``, ``90s`` → seconds (positive)."""
+    """``30m``, ``4h``, ``1h30m``, ``90s`` → seconds (positive, at most
+    ``MAX_DURATION_HOURS``)."""
     m = _DURATION.match(str(text).strip())
     if not m or not any(m.groups()):
         raise ValueError(f"{text!r} is not a duration: write it like 30m, 4h or 1h30m")
-    h, mi, s = (int(g) if g else 0 for g in m.groups())
-    total = h * 3600 + mi * 60 + s
+    if any(g and len(g.lstrip("0")) > 12 for g in m.groups()):  # too long for int() to be sensible
+        total = MAX_DURATION_HOURS * 3600 + 1
+    else:
+        h, mi, s = (int(g) if g else 0 for g in m.groups())
+        total = h * 3600 + mi * 60 + s
     if total <= 0:
         raise ValueError(f"{text!r}: a target must be longer than zero")
+    if total > MAX_DURATION_HOURS * 3600:
+        shown = text if len(str(text)) <= 40 else f"{str(text)[:20]}...{str(text)[-8:]}"
+        raise ValueError(f"{shown!r} is longer than {MAX_DURATION_HOURS}h, the longest duration sla-sync accepts")
     return total
 
 

@@ -236,6 +236,21 @@ BAD_LINES = [
         "status",
     ),
     ("not_an_object", [json.dumps(ISSUES[0]), "[1, 2, 3]"], 2, "object"),
+    # "false" is a string, and a non-empty string would count as true
+    (
+        "string_where_public_wants_a_boolean",
+        [json.dumps(ISSUES[0]), json.dumps(issue_json(
+            "2026-11-02T09:00:00Z", key="SUP-9", events=[{**comment("2026-11-02T10:00:00Z"), "public": "false"}]))],
+        2,
+        "events[0].public",
+    ),
+    (
+        "number_where_by_agent_wants_a_boolean",
+        [json.dumps(issue_json(
+            "2026-11-02T09:00:00Z", key="SUP-9", events=[{**comment("2026-11-02T10:00:00Z"), "by_agent": 0}]))],
+        1,
+        "events[0].by_agent",
+    ),
 ]
 
 
@@ -342,6 +357,21 @@ def test_output_into_a_missing_directory_exits_2(workdir: Path) -> None:
     no_traceback(result)
     assert "out.jsonl" in result.stderr
     assert sorted(p.name for p in workdir.iterdir()) == ["issues.jsonl", "policy.yaml"]
+
+
+def test_a_target_out_of_the_calendars_reach_is_a_running_clock_with_no_due_instant(workdir: Path) -> None:
+    # one working minute a week (Monday 09:00-09:01) and a 100000 h target: two million
+    # years away, far past the ten years the calendars look ahead
+    week = "".join(f'      {day}: ["09:00-13:00", "14:00-18:00"]\n' for day in ("mon", "tue", "wed", "thu", "fri"))
+    (workdir / "policy.yaml").write_text(
+        POLICY.replace(week, '      mon: ["09:00-09:01"]\n').replace("resolution: 80h", "resolution: 100000h"),
+        encoding="utf-8",
+    )
+    result = evaluate(workdir, stdin=jsonl([issue_json("2026-11-02T09:00:00Z", "New", key="SUP-4")]))
+    assert result.returncode == 0, result.stderr
+    no_traceback(result)
+    [record] = records(result.stdout)
+    assert record["metrics"]["resolution"] == metric("running", 100_000 * 3600, 60, due=None)
 
 
 def test_bad_policy_stops_evaluate_with_file_line_col(workdir: Path) -> None:

@@ -116,9 +116,12 @@ def test_history_maps_to_comment_status_priority_and_label_events(fake: GitLabFa
         (ts("2026-11-02T10:00:00Z"), "in-progress", "closed"),
         (ts("2026-11-02T11:00:00Z"), "closed", "in-progress"),  # reopened, the label still on
     ]
-    assert [(e.at, e.from_, e.to) for e in events if e.kind == "field"] == [
+    assert [(e.at, e.from_, e.to) for e in events if e.kind == "field" and e.field == "priority"] == [
         (ts("2026-11-02T08:00:00Z"), None, "2"),
         (ts("2026-11-02T09:30:00Z"), "2", "1"),
+    ]
+    assert [(e.at, e.field, e.from_, e.to, e.author) for e in events if e.kind == "field" and e.field != "priority"] == [
+        (ts("2026-11-02T08:25:00Z"), "due_date", None, "2026-11-03", "alice"),  # from the system note
     ]
     assert [(e.at, e.added, e.removed, e.author) for e in events if e.kind == "label"] == [
         (ts("2026-11-02T08:00:00Z"), ("priority::2", "checkout"), (), "erin"),
@@ -600,6 +603,43 @@ def test_a_pass_killed_between_note_and_labels_never_duplicates_the_note(fake: G
     assert {"sla:escalated-1", "sla:breached"} <= set(fake.issue(PROJECT, iid).labels)
     assert [fake.users[i].username for i in fake.issue(PROJECT, iid).assignee_ids] == ["incident-manager"]
 
+
+
+def test_a_forged_step_marker_in_a_guests_note_does_not_stop_sla_syncs_own_note(fake: GitLabFake,
+                                                                               tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "s.sqlite"))
+    iid = fake.create_issue(PROJECT, "Down", author="erin", created_at=at("2026-11-02T08:00:00"), labels=["priority::1"])
+    # a Guest copies sla-sync's hidden marker into a public note: the note is hers, not sla-sync's
+    fake.add_note(PROJECT, iid, "Still down!\n\n<!-- sla-sync: sla:escalated-1 -->", by="erin",
+                  at=at("2026-11-02T09:00:00"))
+
+    first = one_pass(fake, store, "2026-11-02T17:00:00Z")  # resolution breached at 16:00: the step is due
+    second = one_pass(fake, store, "2026-11-02T17:05:00Z")
+
+    assert first.errors == [] and second.errors == []
+    ours = [n["body"].split("\n")[0] for n in people_notes(fake, iid) if n["author"]["username"] == "sla-sync"]
+    assert ours == ["Resolution breached: escalated."]  # exactly once, over both passes
+    assert "sla:escalated-1" in fake.issue(PROJECT, iid).labels
+
+
+def test_an_issue_of_a_neighbouring_project_is_never_read_nor_written(fake: GitLabFake, tmp_path: Path) -> None:
+    members = {"sla-sync": MAINTAINER, "alice": DEVELOPER, "incident-manager": DEVELOPER, "erin": GUEST}
+    other = fake.add_project("platform/incidents-archive", members)  # same group, same people, same iids
+    theirs = fake.create_issue(other.path, "Old outage", author="erin", created_at=at("2026-11-02T08:00:00"),
+                               labels=["priority::1"])
+    ours = fake.create_issue(PROJECT, "Down", author="erin", created_at=at("2026-11-02T08:00:00"),
+                             labels=["priority::1"])
+    paths: list[str] = []
+    fake.on_request = lambda method, path: paths.append(path)
+
+    result = one_pass(fake, Store(str(tmp_path / "s.sqlite")), "2026-11-02T17:00:00Z")
+
+    assert result.errors == [] and [o.key for o in result.outcomes] == [str(ours)]
+    assert "sla:escalated-1" in fake.issue(PROJECT, ours).labels
+    issue = fake.issue(other.path, theirs)
+    assert (issue.labels, issue.due_date, issue.assignee_ids, issue.notes) == (["priority::1"], None, [], [])
+    projects = {p.split("/projects/", 1)[1].split("/", 1)[0].split("?", 1)[0] for p in paths if "/projects/" in p}
+    assert projects == {PROJECT.replace("/", "%2F")}, projects  # every request is about the policy's project
 
 # -- online check ------------------------------------------------------------------------------
 

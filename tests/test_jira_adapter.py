@@ -255,7 +255,8 @@ def test_history_maps_to_neutral_events(fake: JiraFake) -> None:
         Event(ts("2026-11-02T09:50:00"), "status", from_="Open", to="In Progress", author=alice),
         Event(ts("2026-11-02T10:00:00"), "field", field="priority", from_="High", to="Highest", author=alice),
         Event(ts("2026-11-02T10:10:00"), "label", added=("c",), removed=("a",), author=alice),
-        Event(ts("2026-11-02T10:20:00"), "comment", public=True, by_agent=False, author=fake.user_id(fake.api_user)),
+        Event(ts("2026-11-02T10:20:00"), "comment", public=True, by_agent=False, author=fake.user_id(fake.api_user),
+              by_self=True),  # the API user's own: never an agent's reply, always sla-sync's evidence
         Event(ts("2026-11-02T10:30:00"), "status", from_="In Progress", to="Waiting for customer", author=alice),
     )
     assert (issue.key, issue.title, issue.status, issue.priority, issue.type) == (
@@ -483,6 +484,39 @@ def test_a_lost_answer_to_the_comment_is_not_posted_twice(fake: JiraFake) -> Non
     assert fake.issue(key).labels == ["sla:escalated-2"]
     assert sleeps == [0.5]
 
+
+
+def test_a_forged_step_property_on_the_reporters_comment_does_not_stop_sla_syncs_own(fake: JiraFake,
+                                                                                    tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "s.sqlite"))
+    key = fake.create_issue("SD", "Checkout down", created=at("2026-11-02T08:00:00"), by="erin", priority="Highest")
+    # the reporter sets sla-sync's comment property on her own comment
+    fake.comment(key, "Anyone there?", at=at("2026-11-02T09:00:00"), by="erin",
+                 properties=[{"key": "sla-sync.step", "value": {"step": 1}}])
+
+    first = one_pass(fake, store, "2026-11-02T17:00:00")  # resolution breached at 16:00: the step is due
+    second = one_pass(fake, store, "2026-11-02T17:05:00")
+
+    assert first.errors == [] and second.errors == []
+    ours = [c.body for c in fake.issue(key).comments if c.author == fake.api_user]
+    assert ours == ["Resolution SLA breached: escalated."]  # exactly once, over both passes
+    assert "sla:escalated-1" in fake.issue(key).labels
+
+
+def test_an_issue_of_a_neighbouring_project_is_never_read_nor_written(fake: JiraFake, tmp_path: Path) -> None:
+    fake.add_project("OPS", "SD")  # named like our key: Jira's JQL takes a project's key before a name
+    theirs = fake.create_issue("OPS", "Printer down", created=at("2026-11-02T08:00:00"), by="erin", priority="Highest")
+    ours = fake.create_issue("SD", "Checkout down", created=at("2026-11-02T08:00:00"), by="erin", priority="Highest")
+
+    result = one_pass(fake, Store(str(tmp_path / "s.sqlite")), "2026-11-02T17:00:00")
+
+    assert result.errors == [] and [o.key for o in result.outcomes] == [ours]
+    assert "sla:escalated-1" in fake.issue(ours).labels
+    issue = fake.issue(theirs)
+    assert (issue.labels, issue.duedate, issue.assignee, issue.comments, issue.histories) == ([], None, None, [], [])
+    assert not [r.path for r in fake.log if theirs in r.path or "OPS" in r.path]
+    searched = [r.arg("jql") or "" for r in fake.log if r.arg("jql") is not None]
+    assert searched and all(jql.startswith('project = "SD" AND ') for jql in searched), searched
 
 # -- errors and retries ------------------------------------------------------------------
 

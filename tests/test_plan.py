@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from sla_sync.evidence import Evidence
 from sla_sync.model import Change, IssueSla, Observed, SlaState, State, Written
 from sla_sync.plan import plan_issue
 from sla_sync.policy import parse_policy
@@ -69,8 +70,9 @@ DUE_DATE = "2026-11-02"  # T0 + 6h = 15:00 UTC = 16:00 Madrid, same day
         ("step 1: watchers, its labels and its marker", sla(RUNNING_5H), Observed("2026-11-02", frozenset({"sla:P1"})),
          Written("2026-11-02"),
          [Change("add_labels", values=("escalated", "sla:escalated-1")), Change("watchers", values=("manager",), step=1)]),
-        ("a step whose marker is on the issue never fires again", sla(RUNNING_5H),
-         Observed("2026-11-02", frozenset({"sla:P1", "escalated", "sla:escalated-1"})), Written("2026-11-02"), []),
+        ("a marker sla-sync did not set is no proof: the step fires and the marker comes off", sla(RUNNING_5H),
+         Observed("2026-11-02", frozenset({"sla:P1", "escalated", "sla:escalated-1"})), Written("2026-11-02"),
+         [Change("remove_labels", values=("sla:escalated-1",)), Change("watchers", values=("manager",), step=1)]),
         ("breached: both steps, the later one assigns and comments privately", sla(BREACHED),
          Observed("2026-11-02", frozenset({"sla:P1"})), Written("2026-11-02"),
          [Change("add_labels", values=("sla:breached", "escalated", "sla:escalated-1", "sla:escalated-2")),
@@ -101,11 +103,49 @@ def test_a_due_date_a_person_changed_is_kept_or_overridden() -> None:
 def test_an_assignee_a_person_changed_after_an_escalation() -> None:
     observed = Observed(DUE_DATE, frozenset({"sla:P1", "sla:escalated-1", "sla:escalated-2", "escalated",
                                              "sla:breached"}), assignee="carol")
-    kept = plan_issue(sla(BREACHED), observed, Written(DUE_DATE, assignee="manager"), KEEP)
+    ours = Evidence(fired=frozenset({1, 2}))
+    kept = plan_issue(sla(BREACHED), observed, Written(DUE_DATE, assignee="manager"), KEEP, ours)
     assert (kept.changes, kept.written.assignee) == ((), None)  # reported once, then the person owns it
     assert kept.kept == ("assignee changed by hand to carol (an escalation assigned manager): kept",)
-    overridden = plan_issue(sla(BREACHED), observed, Written(DUE_DATE, assignee="manager"), OVERRIDE)
+    overridden = plan_issue(sla(BREACHED), observed, Written(DUE_DATE, assignee="manager"), OVERRIDE, ours)
     assert overridden.changes == (Change("assign", value="manager"),)
+
+
+ON_ISSUE = frozenset({"sla:P1", "escalated", "sla:escalated-1"})
+FORGED = "forged or manual marker sla:escalated-1 ignored (sla-sync did not set it)"
+
+
+@pytest.mark.parametrize(
+    ("name", "fired", "labels", "state", "changes", "kept"),
+    [
+        ("fired, marker on: nothing", {1}, ON_ISSUE, RUNNING_5H, [], []),
+        ("fired, marker removed by a person: put back, nothing fires", {1}, frozenset({"sla:P1", "escalated"}),
+         RUNNING_5H, [Change("add_labels", values=("sla:escalated-1",))], []),
+        ("not fired, due, no marker: the actions and the marker", set(), frozenset({"sla:P1"}), RUNNING_5H,
+         [Change("add_labels", values=("escalated", "sla:escalated-1")), Change("watchers", values=("manager",), step=1)],
+         []),
+        ("not fired, due, forged marker: the actions, the marker off, reported", set(), ON_ISSUE, RUNNING_5H,
+         [Change("remove_labels", values=("sla:escalated-1",)), Change("watchers", values=("manager",), step=1)],
+         [FORGED]),
+        ("not fired, not due, forged marker: reported only", set(), ON_ISSUE, RUNNING_2H, [], [FORGED]),
+        ("not fired, not due, no marker: nothing", set(), frozenset({"sla:P1"}), RUNNING_2H, [], []),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_a_step_fires_on_sla_syncs_own_evidence_only(
+    name: str, fired: set[int], labels: frozenset[str], state: SlaState, changes: list[Change], kept: list[str]
+) -> None:
+    plan = plan_issue(sla(state), Observed(DUE_DATE, labels), Written(DUE_DATE), KEEP, Evidence(fired=frozenset(fired)))
+    assert (list(plan.changes), list(plan.kept)) == (changes, kept)
+
+
+def test_a_due_date_a_person_set_is_kept_even_when_the_store_is_lost() -> None:
+    observed = Observed("2026-12-24", frozenset({"sla:P1"}))
+    by_person = plan_issue(sla(RUNNING_2H), observed, Written(), KEEP, Evidence(due_date_by_person=True))
+    assert by_person.changes == ()
+    assert by_person.kept == ("due date set by hand to 2026-12-24 (not by sla-sync): kept",)
+    ours = plan_issue(sla(RUNNING_2H), observed, Written(), KEEP, Evidence(due_date_by_person=False))
+    assert ours.changes == (Change("due_date", value=DUE_DATE),)
 
 
 def test_the_due_date_is_the_local_date_of_the_calendar() -> None:

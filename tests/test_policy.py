@@ -9,6 +9,8 @@ traceback.  In the bad policies below the offending line carries the YAML commen
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -217,6 +219,58 @@ BAD = [
         "escalation_step_without_action",
         variant("  - when: resolution 75%\n    assign: l2-team\n", "  - when: resolution 75%  #!\n    private: true\n"),
         "at least one action",
+    ),
+    # -- limits: durations, calendars, nesting, aliases ----------------------------------------
+    (
+        "huge_duration",
+        variant(
+            "  P2: {calendar: office, first_response: 2h, resolution: 40h}",
+            "  P2: {calendar: office, first_response: 2h, resolution: 99999999999999999999h}  #!",
+        ),
+        "longer than 100000h",
+    ),
+    (
+        "duration_just_over_the_maximum",
+        variant(
+            "  P2: {calendar: office, first_response: 2h, resolution: 40h}",
+            "  P2: {calendar: office, first_response: 2h, resolution: 100000h1s}  #!",
+        ),
+        "longer than 100000h",
+    ),
+    (
+        "duration_of_five_thousand_digits",
+        variant(
+            "  P2: {calendar: office, first_response: 2h, resolution: 40h}",
+            "  P2: {calendar: office, first_response: 1" + "0" * 5000 + "s, resolution: 40h}  #!",
+        ),
+        "longer than 100000h",
+    ),
+    (
+        "calendar_whose_days_are_all_empty",
+        variant(
+            '    hours:\n      mon: ["09:00-13:00", "14:00-18:00"]\n      fri: ["09:00-15:00"]\n',
+            "    hours: {mon: [], fri: []}  #!\n",
+        ),
+        "no working hours",
+    ),
+    (
+        "calendar_with_only_holidays",
+        variant(
+            '    hours:\n      mon: ["09:00-13:00", "14:00-18:00"]\n      fri: ["09:00-15:00"]\n',
+            "    hours: {}  #!\n",
+        ),
+        "no working hours",
+    ),
+    ("deep_flow_lists", BASE + "colour: " + "[" * 100_000 + "]" * 100_000 + "  #!\n", "nested more than"),
+    ("deep_flow_mappings", BASE + "colour: " + "{a: " * 100_000 + "b" + "}" * 100_000 + "  #!\n", "nested more than"),
+    ("deep_block_lists", BASE + "colour:\n  " + "- " * 5_000 + "x  #!\n", "nested more than"),
+    ("alias_of_itself", BASE + "colour: &c [a, *c]  #!\n", "contains itself"),
+    (
+        "aliases_nested_past_the_depth_limit",
+        # c2 holds c1 holds c0, 40 levels each: the alias on c2's line goes past 100
+        BASE + "c0: &c0 " + "[" * 40 + "x" + "]" * 40 + "\n" + "c1: &c1 " + "[" * 40 + "*c0" + "]" * 40 + "\n"
+        + "c2: " + "[" * 40 + "*c1" + "]" * 40 + "  #!\n",
+        "nested more than",
     ),
     (
         "tracker_without_secret",
@@ -540,6 +594,58 @@ def test_check_unreadable_input_exits_2(tmp_path: Path, name: str, content: str 
     assert "Traceback" not in result.stdout + result.stderr
     m = PROBLEM.match(result.stdout.splitlines()[0])
     assert m and (m["path"], m["line"], m["col"]) == (str(path), "1", "1") and message in m["message"]
+
+
+ALIAS_BOMB = """\
+a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
+i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
+"""
+
+
+def limit_memory() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))  # 1 GiB: the bomb would want far more
+
+
+def test_check_refuses_an_alias_bomb_at_once_and_in_little_memory(tmp_path: Path) -> None:
+    # 9 ** 9 (387 million) strings from a file of a few hundred bytes
+    path = tmp_path / "bomb.yaml"
+    path.write_text(BASE + ALIAS_BOMB, encoding="utf-8")
+    assert len(ALIAS_BOMB) < 500
+    result = subprocess.run([sys.executable, "-m", "sla_sync.cli", "check", str(path)], capture_output=True,
+                            text=True, timeout=60, preexec_fn=limit_memory)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stdout + result.stderr
+    [problem] = [m for m in map(PROBLEM.match, result.stdout.splitlines()) if m]
+    first = BASE.count("\n") + 1
+    assert problem["path"] == str(path) and first < int(problem["line"]) < first + 9
+    assert "aliases" in problem["message"] and "10000" in problem["message"]
+
+
+def test_aliases_within_the_limits_are_read_as_written() -> None:
+    text = variant(
+        '    hours:\n      mon: ["09:00-13:00", "14:00-18:00"]\n      fri: ["09:00-15:00"]\n',
+        '    hours: &week\n      mon: &day ["09:00-13:00", "14:00-18:00"]\n      tue: *day\n      fri: ["09:00-15:00"]\n',
+    ).replace("    hours: 24x7\n", "    hours: *week\n")
+    policy = parse_policy(text, "aliases.yaml")
+    assert policy.spec.calendars["always"].hours == policy.spec.calendars["office"].hours
+    assert policy.spec.calendars["office"].hours["tue"] == ("09:00-13:00", "14:00-18:00")  # type: ignore[index]
+
+
+def test_the_longest_target_is_accepted(tmp_path: Path) -> None:
+    text = variant(
+        "  P2: {calendar: office, first_response: 2h, resolution: 40h}",
+        "  P2: {calendar: office, first_response: 6000000m, resolution: 100000h}",
+    )
+    assert parse_policy(text).levels["P2"].targets == {"first_response": 360_000_000, "resolution": 360_000_000}
 
 
 def test_check_goes_on_after_a_bad_file(tmp_path: Path) -> None:

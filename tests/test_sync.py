@@ -16,6 +16,7 @@ import pytest
 
 from sla_sync.model import Event, Issue, Observed
 from sla_sync.policy import parse_policy
+from sla_sync.runner import summary
 from sla_sync.state import Store
 from sla_sync.sync import PassResult, next_cursor, run_pass
 from sla_sync.tracker import AdapterOptions, Fetched, Tracked
@@ -104,7 +105,7 @@ def test_a_stopped_pass_leaves_the_rest_unwritten_and_the_next_pass_finishes_the
 
     assert first.stopped
     assert [bool(memory.issues[k].labels) for k in keys] == [n < done for n in range(4)]
-    cursor = store.cursor(POLICY.name)
+    cursor = store.cursor(POLICY.state_key)
     assert cursor is None or cursor < memory.issues[keys[done]].updated_at  # not past the first one left
 
     memory.counts.clear()
@@ -127,9 +128,9 @@ def test_a_refused_write_leaves_the_others_written_and_the_next_pass_retries_it(
     assert len(first.errors) == 1 and keys[0] in first.errors[0] and first.exit_code == 1
     assert [memory.issues[k].labels for k in keys] == [set(), {"sla:P3"}, {"sla:P3"}]
     assert memory.counts["PUT"] == 3  # a 422 is not retried
-    run = store.runs(POLICY.name)[0]
+    run = store.runs(POLICY.state_key)[0]
     assert (run.status, run.errors) == ("partial", first.errors)
-    cursor = store.cursor(POLICY.name)
+    cursor = store.cursor(POLICY.state_key)
     assert cursor is None or cursor < memory.issues[keys[0]].updated_at  # not past the failed issue
 
     memory.counts.clear()
@@ -137,7 +138,7 @@ def test_a_refused_write_leaves_the_others_written_and_the_next_pass_retries_it(
     assert second.errors == [] and second.exit_code == 0
     assert memory.counts["PUT"] == 1  # the failed one only
     assert all(memory.issues[k].labels == {"sla:P3"} for k in keys)
-    assert store.runs(POLICY.name)[0].status == "ok"
+    assert store.runs(POLICY.state_key)[0].status == "ok"
 
 
 # -- the run journal -----------------------------------------------------------------------------
@@ -147,7 +148,7 @@ def test_a_refused_write_leaves_the_others_written_and_the_next_pass_retries_it(
 def test_the_journal_finishes_at_now_plus_the_duration_the_clock_measured(store: Store, seconds: int) -> None:
     memory, _ = issues(2)
     one_pass(memory, store, NOW, clock=Clock(1000.0, 1000.0 + seconds))
-    run = store.runs(POLICY.name)[0]
+    run = store.runs(POLICY.state_key)[0]
     assert (run.started_at, run.finished_at, run.status) == (NOW, NOW + seconds, "ok")
 
 
@@ -205,4 +206,51 @@ def test_the_cursor_passes_our_own_writes_only_after_a_pass_shorter_than_the_ove
     one_pass(memory, store, NOW, clock=Clock(0.0, seconds))
     after = max(memory.issues[k].updated_at for k in keys)
     assert after > before  # the writes moved the issues' update time
-    assert store.cursor(POLICY.name) == (after if past_our_writes else before)
+    assert store.cursor(POLICY.state_key) == (after if past_our_writes else before)
+
+
+# -- evidence: only sla-sync's own markers count ---------------------------------------------------
+
+ESCALATING = parse_policy(
+    """
+name: sync-memory-steps
+tracker: {kind: memory, url: "memory://helpdesk", project: helpdesk, api_key_env: SLA_SYNC_TEST_MEMORY_TOKEN}
+calendars:
+  always: {timezone: UTC, hours: 24x7}
+levels:
+  P3: {calendar: always, resolution: 2h}
+classify:
+  - level: P3
+escalate:
+  - when: resolution 50%
+    assign: alice
+""",
+    "<sync-memory-steps>",
+)
+
+
+def escalating_pass(memory: Memory, store: Store, now: int) -> PassResult:
+    memory.now = now
+    tracker = MemoryTracker(memory, url="memory://helpdesk", project="helpdesk", secret=memory.token,
+                            options=AdapterOptions(sleep=Sleeps()))
+    return run_pass(tracker, ESCALATING, store, now, apply=True, run_id=f"steps-{now}", clock=Clock(0.0))
+
+
+def test_a_forged_marker_is_reported_in_the_summary_and_the_step_fires(store: Store) -> None:
+    memory, (key,) = issues(1)
+    memory.relabel(key, add=["sla:escalated-1"], by="erin")
+    result = escalating_pass(memory, store, START + HOUR + MINUTE)  # 50 % of 2h is past
+    assert memory.issues[key].assignee == "alice"
+    assert result.counts()["forged_markers"] == 1
+    assert summary(result).endswith(", 1 forged or manual markers ignored")
+
+
+def test_a_marker_a_person_removed_is_put_back_and_the_step_does_not_fire_again(store: Store) -> None:
+    memory, (key,) = issues(1)
+    escalating_pass(memory, store, START + HOUR + MINUTE)
+    memory.set_field(key, "assignee", "erin", by="erin")
+    memory.relabel(key, remove=["sla:escalated-1"], by="erin")
+    result = escalating_pass(memory, store, START + HOUR + 2 * MINUTE)
+    assert memory.issues[key].assignee == "erin"  # not assigned again
+    assert "sla:escalated-1" in memory.issues[key].labels  # sla-sync's record is back
+    assert [c.kind for o in result.outcomes for c in o.plan.changes] == ["add_labels"]

@@ -777,6 +777,54 @@ CASES: list[tuple[str, dict[str, Any], str, str, dict[str, Any]]] = [
         "first_response",
         expect("running", 4 * H, 0, due="2026-11-27T15:00:00Z"),
     ),
+    # -- the boundaries: an event at now, a target reached exactly --------------------------
+    # resolved at 10:00 and read at 10:00: the status change counts (only events *after*
+    # now are ignored); 09:00-10:00 = 1 h
+    (
+        "resolved_exactly_at_now_stops_resolution",
+        issue_json(at(MON, "09:00"), "Resolved", priority="High", events=[status(at(MON, "10:00"), "New", "Resolved")]),
+        at(MON, "10:00"),
+        "resolution",
+        expect("met", P2_RES, 1 * H, stopped=at(MON, "10:00")),
+    ),
+    (
+        "resolved_exactly_at_now_stops_first_response",
+        issue_json(at(MON, "09:00"), "Resolved", priority="High", events=[status(at(MON, "10:00"), "New", "Resolved")]),
+        at(MON, "10:00"),
+        "first_response",
+        expect("met", P2_FR, 1 * H, stopped=at(MON, "10:00")),
+    ),
+    (
+        "paused_exactly_at_now",
+        issue_json(at(MON, "09:00"), "Feedback", priority="High", events=[status(at(MON, "10:00"), "New", "Feedback")]),
+        at(MON, "10:00"),
+        "first_response",
+        expect("paused", P2_FR, 1 * H),
+    ),
+    # created 16:00, 2 h reached exactly at the 18:00 close; read at 20:00 and the next
+    # morning before opening: still running (not over the target), due when it was reached
+    (
+        "target_reached_at_closing_read_in_the_evening",
+        issue_json(at(MON, "16:00"), priority="High"),
+        at(MON, "20:00"),
+        "first_response",
+        expect("running", P2_FR, 2 * H, due=at(MON, "18:00"), at_risk=True),
+    ),
+    (
+        "target_reached_at_closing_read_before_opening",
+        issue_json(at(MON, "16:00"), priority="High"),
+        at(TUE, "08:59"),
+        "first_response",
+        expect("running", P2_FR, 2 * H, due=at(MON, "18:00"), at_risk=True),
+    ),
+    # 11:00-13:00 reaches 2 h at the lunch break; read at 13:30
+    (
+        "target_reached_at_lunch_read_during_lunch",
+        issue_json(at(MON, "11:00"), priority="High"),
+        at(MON, "13:30"),
+        "first_response",
+        expect("running", P2_FR, 2 * H, due=at(MON, "13:00"), at_risk=True),
+    ),
     # -- Asia/Kolkata, UTC+05:30 (09:00-17:00 local; 2 h and 8 h) -----------------------
     # created 09:00 IST (03:30Z), now 11:30 IST (06:00Z): 2.5 h; 2 h reached at 11:00 IST
     (
@@ -921,3 +969,62 @@ def test_events_count_in_time_order_whatever_their_order_in_the_input() -> None:
     # first resolution (10:00), before the comment at 16:00
     assert state(in_order, "resolution")["elapsed_s"] == 3 * H
     assert state(in_order, "first_response")["stopped_at"] == at(MON, "10:00")
+
+
+FAR_POLICY = """\
+name: far-targets
+calendars:
+  sparse:
+    timezone: UTC
+    hours: {mon: ["09:00-09:01"]}
+  holidays_only_off:
+    timezone: UTC
+    hours: 24x7
+    holidays: [2026-12-25]
+  office:
+    timezone: UTC
+    hours: {mon: ["09:00-17:00"], tue: ["09:00-17:00"], wed: ["09:00-17:00"], thu: ["09:00-17:00"], fri: ["09:00-17:00"]}
+levels:
+  SPARSE: {calendar: sparse, first_response: 100000h, resolution: 2m}
+  LONG: {calendar: holidays_only_off, resolution: 100000h}
+  YEARS: {calendar: office, resolution: 25000h}
+classify:
+  - if: {type: LONG}
+    level: LONG
+  - if: {type: YEARS}
+    level: YEARS
+  - level: SPARSE
+"""
+
+
+def test_a_target_out_of_the_calendars_reach_is_running_with_no_due_instant() -> None:
+    # One minute a week: 100000 h would take two million years.  On 24x7 with one
+    # holiday, 100000 h is more than the ten years the calendars look ahead.  Both stay
+    # running with due_at null (the README says so), and never raise.
+    policy = parse_policy(FAR_POLICY)
+    sparse = run(issue_json(at(MON, "09:00")), at(MON, "12:00"), policy)
+    assert state(sparse, "first_response") == expect("running", 100_000 * H, 1 * M, due=None)
+    # the other metric of the same level is reachable, and comes due as usual: the 2nd
+    # minute is the next Monday's first
+    assert state(sparse, "resolution") == expect("running", 2 * M, 1 * M, due="2026-11-09T09:01:00Z")
+    long = run(issue_json(at(MON, "09:00"), type="LONG"), at(MON, "12:00"), policy)
+    assert state(long, "resolution") == expect("running", 100_000 * H, 3 * H, due=None)
+
+
+def test_unreachable_targets_cost_the_same_on_every_issue() -> None:
+    # The calendar looks ten years ahead of each instant, not ten more years on every
+    # call: a thousand issues (a few hours apart) would otherwise run past the year 9999.
+    policy = parse_policy(FAR_POLICY)
+    for hour in range(1000):
+        sla = run(issue_json(f"2026-11-02T{hour % 24:02d}:00:00Z"), at(TUE, "12:00"), policy)
+        assert sla.metrics["first_response"].due_at is None
+
+
+def test_a_breach_more_than_ten_years_after_creation_has_its_instant() -> None:
+    # 09:00-17:00 on weekdays, 40 h a week: 25000 h are 625 weeks, the last ending on the
+    # Friday 624 weeks after Fri 2026-11-06, i.e. Fri 2038-10-22 at 17:00.  From Mon
+    # 2026-11-02 09:00 to Mon 2040-01-02 09:00 are 687 weeks: 27480 h.
+    sla = run(issue_json(at(MON, "09:00"), type="YEARS"), "2040-01-02T09:00:00Z", parse_policy(FAR_POLICY))
+    assert state(sla, "resolution") == expect(
+        "breached", 25_000 * H, 27_480 * H, due="2038-10-22T17:00:00Z", breached="2038-10-22T17:00:00Z"
+    )

@@ -29,9 +29,11 @@ from rich.progress import (
 from ..calendar import iso_utc
 from ..errors import TrackerError, UserError
 from ..neutral import parse_timestamp
-from ..observe import configure_logging
+from ..observe import add_secret, configure_logging
 from ..policy import Policy, load_policy
+from ..redact import REDACTOR
 from ..report import Period
+from ..tracker import Tracker, open_tracker, tracker_secret
 from ..values import NoTimezoneError, parse_instant
 
 app = typer.Typer(
@@ -84,8 +86,22 @@ def known_kinds() -> list[str]:
 
 
 def err(message: str) -> None:
-    """A line on standard error."""
-    typer.echo(message, err=True)
+    """A line on standard error, with every known secret redacted."""
+    typer.echo(REDACTOR(message), err=True)
+
+
+def out(text: str) -> None:
+    """Text on standard output, with every known secret redacted."""
+    typer.echo(REDACTOR(text))
+
+
+def tracker_for(policy: Policy) -> Tracker:
+    """The policy's tracker, its secret (and Jira's account e-mail) known to the
+    redactor before any request is made."""
+    secret = tracker_secret(policy, os.environ)
+    user_env = getattr(policy.tracker, "user_env", None)
+    add_secret(secret, os.environ.get(user_env) if user_env else None)
+    return open_tracker(policy, os.environ)
 
 
 def parse_now(value: str | None) -> int:

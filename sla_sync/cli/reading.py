@@ -11,7 +11,6 @@ tracker.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -29,7 +28,6 @@ from ..neutral import LineError, dump_line, issue_to_json, read_issues
 from ..policy import Policy
 from ..report import GROUP_BY, Period, Report, ReportBuilder
 from ..timers import evaluate as evaluate_issue
-from ..tracker import open_tracker
 from .app import (
     InputError,
     InputOpt,
@@ -49,6 +47,7 @@ from .app import (
     period_of,
     read_policy,
     tracker_failures,
+    tracker_for,
 )
 from .render import compare_tables, text_console, write_report
 
@@ -69,7 +68,7 @@ def issue_source(policy: Policy, input_name: str | None, since: int | None) -> I
         with open_input(input_name) as (stream, source):
             yield _strict(read_issues(stream, source))
         return
-    yield (tracked.issue for tracked in open_tracker(policy, os.environ).fetch_all(since))
+    yield (tracked.issue for tracked in tracker_for(policy).fetch_all(since))
 
 
 @app.command()
@@ -85,7 +84,7 @@ def export(
     """
     start = parse_bound(since, "--since")
     policy = read_policy(policy_path)
-    tracker = open_tracker(policy, os.environ)
+    tracker = tracker_for(policy)
     count = 0
     with tracker_failures(), counter(f"{policy.name}: exporting") as update, open_output(output) as out:
         for tracked in tracker.fetch_all(start):
@@ -137,7 +136,7 @@ def report(
 
 def find_issue(policy: Policy, input_name: str | None, key: str) -> Issue:
     if input_name is None:
-        found = [t.issue for t in open_tracker(policy, os.environ).refresh([key])]
+        found = [t.issue for t in tracker_for(policy).refresh([key])]
         if not found:
             raise UserError(f"issue {key} is not on the tracker")
         return found[0]

@@ -10,7 +10,6 @@ import io
 import json
 import sys
 
-import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -22,7 +21,7 @@ from ..plan import describe_change
 from ..report import TOTAL, Report, report_to_json, report_to_rows
 from ..sync import PassResult
 from ..values import format_duration
-from .app import open_output
+from .app import open_output, out
 
 __all__ = ["compare_tables", "print_plan", "text_console", "write_report"]
 
@@ -50,7 +49,7 @@ def print_plan(result: PassResult, fmt: str) -> None:
                 for o in result.outcomes if o.plan.changes or o.plan.kept or o.error
             ],
         }
-        typer.echo(json.dumps(doc, indent=2))
+        out(json.dumps(doc, indent=2))
         return
     console = Console()
     table = Table(title=f"{result.policy}: {len(result.changed)} of {result.fetched} issues need changes", title_justify="left")

@@ -17,13 +17,12 @@ from ..errors import LockedError, TrackerError, UserError
 from ..neutral import LineError, dump_line, read_issues, sla_to_json
 from ..observe import LOGGER, Metrics
 from ..policy import Policy
-from ..positions import PolicyError
+from ..positions import PolicyError, read_yaml
 from ..runner import one_pass
 from ..schema import json_schema
 from ..state import Store, default_location
 from ..sync import PassResult
 from ..timers import evaluate as evaluate_issue
-from ..tracker import open_tracker
 from ..values import parse_duration
 from .app import (
     InputError,
@@ -34,10 +33,12 @@ from .app import (
     err,
     open_input,
     open_output,
+    out,
     parse_now,
     progress_reporter,
     read_policy,
     setup_logs,
+    tracker_for,
 )
 from .render import print_plan
 
@@ -56,6 +57,7 @@ def check(
     admin must add. Exits 0 when everything is fine, 2 otherwise.
     """
     bad = 0
+    read: list[tuple[Path, Policy]] = []
     for path in files:
         try:
             policy = read_policy(path)
@@ -64,6 +66,11 @@ def check(
             for problem in exc.problems:
                 typer.echo(str(problem))
             continue
+        if (clash := shared_name(read, path, policy)) is not None:
+            bad += 1
+            typer.echo(clash)
+            continue
+        read.append((path, policy))
         typer.echo(
             f"{path}: ok ({len(policy.levels)} levels, {len(policy.rules)} rules, "
             f"{len(policy.calendars)} calendars, {len(policy.steps)} escalation steps)"
@@ -71,7 +78,7 @@ def check(
         if online:
             todo = check_online(policy)
             for line in todo:
-                typer.echo(f"{path}: tracker: {line}")
+                out(f"{path}: tracker: {line}")
             if todo:
                 bad += 1
             else:
@@ -81,11 +88,37 @@ def check(
         raise typer.Exit(2)
 
 
+def shared_name(earlier: list[tuple[Path, Policy]], path: Path, policy: Policy) -> str | None:
+    """``FILE:LINE:COL: name: ...`` when an earlier file of the same command has
+    this policy's name (logs, metrics and the run journal tell policies apart by
+    it), else ``None``."""
+    for other, seen in earlier:
+        if seen.name == policy.name:
+            try:
+                line, col = read_yaml(str(path), path.read_text(encoding="utf-8")).where(("name",))
+            except (OSError, UnicodeDecodeError, PolicyError):
+                line, col = 1, 1
+            return (f"{path}:{line}:{col}: name: {policy.name!r} is also the name of {other}: give each policy "
+                    "file its own name (logs, metrics and the state store tell policies apart by it)")
+    return None
+
+
+def read_policies(paths: list[Path]) -> list[Policy]:
+    """The policy files of a ``run`` or ``watch``; two with one name are a ``UserError``."""
+    read: list[tuple[Path, Policy]] = []
+    for path in paths:
+        policy = read_policy(path)
+        if (clash := shared_name(read, path, policy)) is not None:
+            raise InputError(clash)
+        read.append((path, policy))
+    return [policy for _, policy in read]
+
+
 def check_online(policy: Policy) -> list[str]:
     """What an admin must add on the tracker for this policy to work."""
     if policy.tracker is None:
         return ["the policy has no `tracker` section: nothing to check online"]
-    return open_tracker(policy, os.environ).check(policy.tracker_labels, policy.tracker_names)
+    return tracker_for(policy).check(policy.tracker_labels, policy.tracker_names)
 
 
 def _pass(policy: Policy, store: Store, now: int, *, apply: bool, metrics: Metrics | None = None,
@@ -163,7 +196,7 @@ def run(
 ) -> None:
     """Apply the plan: due dates, SLA labels, escalations. Exit 1 if some issue failed."""
     setup_logs(log_format)
-    policies = [read_policy(p) for p in policy_paths]
+    policies = read_policies(policy_paths)
     store = Store(state or default_location())
     metrics = Metrics()
     worst = 0
@@ -200,7 +233,7 @@ def watch(
     except ValueError as exc:
         raise UserError(f"--every: {exc}") from None
     setup_logs(log_format)
-    policies = [read_policy(p) for p in policy_paths]
+    policies = read_policies(policy_paths)
     store = Store(state or default_location())
     metrics = Metrics()
     if metrics_port is not None:

@@ -116,6 +116,9 @@ class GitLabHarness:
     def set_due_date(self, key: str, due: date | None, *, by: str = "alice") -> None:
         self.fake.set_due_date(PROJECT, int(key), due.isoformat() if due else None, by=by)
 
+    def add_labels(self, key: str, labels: list[str], *, by: str) -> None:
+        self.fake.change_labels(PROJECT, int(key), add=labels, by=by, at=self.fake.now)
+
     def set_assignee(self, key: str, login: str | None, *, by: str = "alice") -> None:
         self.fake.set_assignees(PROJECT, int(key), [login] if login else [], by=by)
 

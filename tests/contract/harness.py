@@ -85,6 +85,10 @@ class Harness(Protocol):
     def set_assignee(self, key: str, login: str | None, *, by: str = "alice") -> None:
         """A person changes the assignee."""
 
+    def add_labels(self, key: str, labels: list[str], *, by: str) -> None:
+        """A person adds labels (Redmine: values of the SLA field), as a customer with
+        edit rights could."""
+
     def observe(self, key: str) -> Observed:
         """The issue's due date, SLA labels and assignee, read directly."""
 

@@ -88,6 +88,10 @@ class JiraHarness:
     def set_due_date(self, key: str, due: date | None, *, by: str = "alice") -> None:
         self.fake.edit(key, by=by, duedate=due.isoformat() if due else None)
 
+    def add_labels(self, key: str, labels: list[str], *, by: str) -> None:
+        current = sorted(self.observe(key).labels | set(labels))
+        self.fake.edit(key, by=by, labels=current)
+
     def set_assignee(self, key: str, login: str | None, *, by: str = "alice") -> None:
         self.fake.edit(key, by=by, assignee=login)
 

@@ -82,6 +82,9 @@ class MemoryHarness:
     def set_due_date(self, key: str, due: date | None, *, by: str = "alice") -> None:
         self.memory.set_field(key, "due_date", due.isoformat() if due else None, by=by)
 
+    def add_labels(self, key: str, labels: list[str], *, by: str) -> None:
+        self.memory.relabel(key, add=labels, by=by)
+
     def set_assignee(self, key: str, login: str | None, *, by: str = "alice") -> None:
         self.memory.set_field(key, "assignee", login, by=by)
 

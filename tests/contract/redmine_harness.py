@@ -100,6 +100,11 @@ class RedmineHarness:
     def set_due_date(self, key: str, due: date | None, *, by: str = "alice") -> None:
         self._put(key, by, {"due_date": due.isoformat() if due else ""})
 
+    def add_labels(self, key: str, labels: list[str], *, by: str) -> None:
+        current = sorted(self.observe(key).labels | set(labels))
+        self._put(key, by, {"custom_fields": [{"id": self.fx["custom_fields"]["SLA"], "value": current}]})
+        assert self.observe(key).labels >= set(labels), "the customer could not set the SLA field"
+
     def set_assignee(self, key: str, login: str | None, *, by: str = "alice") -> None:
         ids = {**{k: v["id"] for k, v in self.fx["users"].items()}, **{k: v["id"] for k, v in self.fx["groups"].items()}}
         self._put(key, by, {"assigned_to_id": ids[login] if login else ""})

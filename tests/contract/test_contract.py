@@ -225,3 +225,31 @@ def test_an_error_on_one_issue_does_not_stop_the_others(harness: Any, state_url:
     again = one_pass(harness, store, "2026-11-02T10:05:00")
     assert again.errors == []
     assert harness.observe(first).labels == harness.observe(second).labels == {"sla:P3"}
+
+
+def test_markers_a_customer_forged_neither_stop_the_steps_nor_fire_them_twice(harness: Any, state_url: str,
+                                                                             tmp_path: Path) -> None:
+    store = Store(state_url)
+    key = harness.create_issue("Checkout down", priority="P1", created_at=at("2026-11-02T08:00:00"))
+    harness.add_labels(key, ["sla:escalated-1", "sla:escalated-2"], by="erin")
+
+    first = one_pass(harness, store, "2026-11-02T17:00:00")  # both steps are due
+    assert first.errors == []
+    assert sorted(note for k, note in first.kept if k == key) == [
+        "forged or manual marker sla:escalated-1 ignored (sla-sync did not set it)",
+        "forged or manual marker sla:escalated-2 ignored (sla-sync did not set it)",
+    ]
+    assert harness.notes(key) == [(BREACH_NOTE, True)]
+    assert harness.observe(key).assignee == "manager"
+    assert "manager" in harness.watchers(key)  # (Redmine made the editing customer a watcher too)
+
+    one_pass(harness, store, "2026-11-02T17:05:00")  # sla-sync's own markers go on
+    assert harness.observe(key).labels >= {"sla:escalated-1", "sla:escalated-2"}
+    harness.reset_requests()
+    quiet = one_pass(harness, store, "2026-11-02T17:10:00")
+    assert [o.plan.changes for o in quiet.outcomes if o.plan.changes] == []
+    assert set(harness.requests()) <= {"GET"}
+
+    fresh = one_pass(harness, Store(str(tmp_path / "lost.sqlite")), "2026-11-02T17:15:00")
+    assert [o.plan.changes for o in fresh.outcomes if o.plan.changes] == []  # the history says sla-sync fired them
+    assert harness.notes(key) == [(BREACH_NOTE, True)]

@@ -71,6 +71,13 @@ def names(value: Any) -> list[str]:
     return [str(p).strip() for p in parts if str(p).strip()]
 
 
+def sentence(words: Sequence[str]) -> str:
+    """Rails' ``to_sentence``: ``a``, ``a and b``, ``a, b, and c``."""
+    if len(words) <= 2:
+        return " and ".join(words)
+    return ", ".join(words[:-1]) + ", and " + words[-1]
+
+
 def truthy(value: Any) -> bool:
     return value is True or str(value).lower() in ("true", "1")
 
@@ -388,8 +395,10 @@ class GitLabFake(FakeServer):
     def _due(self, proj: Project, issue: Issue, due: str | None, user: User, at: datetime) -> bool:
         if (due or None) == issue.due_date:
             return False
-        issue.due_date = due or None
-        text = f"changed due date to {date.fromisoformat(due):%B %-d, %Y}" if due else "removed due date"
+        old, issue.due_date = issue.due_date, due or None
+        # GitLab 16+ (SystemNotes::TimeTrackingService, Rails' :long date format)
+        text = (f"changed due date to {date.fromisoformat(due):%B %-d, %Y}" if due
+                else f"removed due date {date.fromisoformat(old):%B %-d, %Y}" if old else "removed due date")
         self._note(proj, issue, text, user, at, system=True)
         return True
 
@@ -400,8 +409,9 @@ class GitLabFake(FakeServer):
         gone = [self.users[i].username for i in issue.assignee_ids if i not in ids]
         new = [self.users[i].username for i in ids if i not in issue.assignee_ids]
         issue.assignee_ids = ids
-        parts = ([f"assigned to {' '.join('@' + n for n in new)}"] if new else []) + (
-            [f"unassigned {' '.join('@' + n for n in gone)}"] if gone else [])
+        # as SystemNotes::IssuablesService#change_issuable_assignees words it (Rails' to_sentence)
+        parts = ([f"assigned to {sentence(['@' + n for n in new])}"] if new else []) + (
+            [f"unassigned {sentence(['@' + n for n in gone])}"] if gone else [])
         self._note(proj, issue, " and ".join(parts), user, at, system=True)
         return True
 

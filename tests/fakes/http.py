@@ -11,6 +11,11 @@ Faults (``fail_next``): an HTTP status (with ``Retry-After``), a malformed body,
 connection reset, or a delay longer than the client's timeout; ``after`` carries
 the request out first and only then spoils the answer (the write landed, but the
 client cannot know it).
+
+``record`` (a list) keeps every request with its headers, to check what reached
+the server (a credential that must not); ``tls`` (an ``ssl.SSLContext`` set before
+``start``) serves HTTPS; ``connections`` counts the TCP connections accepted, a
+failed TLS handshake included (a retry is a new connection).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -82,7 +88,8 @@ class HttpError(Exception):
 @dataclass
 class Fault:
     """Instead of the real answer: ``status`` (with ``retry_after`` and an error
-    body), or ``kind`` one of ``reset``, ``malformed``, ``delay`` (``seconds``).
+    body), or ``kind`` one of ``reset``, ``malformed``, ``delay`` (``seconds``),
+    ``echo`` (``status``, default 400, with the request's path and headers in the body).
     ``method`` and ``route`` (a route template, or a regular expression on the
     path) choose which requests it hits; ``after`` serves the request first."""
 
@@ -121,6 +128,9 @@ class FakeServer:
         self.injected = 0
         self.chaos: Chaos | None = None  # random faults on a share of requests
         self.on_request: Callable[[str, str], None] | None = None  # called as each request arrives
+        self.record: list[Request] | None = None  # a list: every request, headers included, is kept in it
+        self.tls: ssl.SSLContext | None = None  # set before start(): serve HTTPS with this context
+        self.connections = 0  # TCP connections accepted (a failed TLS handshake counts too)
         self.server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -224,6 +234,8 @@ class FakeServer:
                 )
                 with fake.lock:
                     fake.counts[(self.command, template)] += 1
+                    if fake.record is not None:
+                        fake.record.append(request)
                 hook = fake.on_request
                 if hook is not None:  # outside the lock: a hook may hold this request
                     hook(self.command, self.path)
@@ -244,7 +256,12 @@ class FakeServer:
                     payload = reply.body
                 else:
                     payload = json.dumps(reply.body).encode()
-                self.send_response(reply.status)
+                if any(name.lower() == "date" for name in reply.headers):  # the answer's own (a proxy's upstream)
+                    self.log_request(reply.status)
+                    self.send_response_only(reply.status)
+                    self.send_header("Server", self.version_string())
+                else:
+                    self.send_response(reply.status)  # adds Server and Date
                 if payload:
                     self.send_header("Content-Type", "application/json;charset=UTF-8")
                 for name, value in reply.headers.items():
@@ -262,6 +279,12 @@ class FakeServer:
                     self.close_connection = True
                 elif fault.kind == "malformed":
                     self._send(Reply(200, b'{"issues": [ {"id": "1", "fiel'))
+                elif fault.kind == "echo":  # a server that echoes the request, headers and all, in its error
+                    secret = ("authorization", "private-token", "x-redmine-api-key")  # first: a body may be cut short
+                    headers = sorted(self.headers.items(), key=lambda kv: kv[0].lower() not in secret)
+                    text = "; ".join(f"{k}: {v}" for k, v in headers)
+                    echoed = {"message": f"bad request ({text})", "error": f"bad request ({text})", "path": self.path}
+                    self._send(Reply(fault.status or 400, echoed))
                 else:
                     status = fault.status or 500
                     headers = {"Retry-After": str(int(fault.retry_after))} if fault.retry_after is not None else {}
@@ -269,7 +292,15 @@ class FakeServer:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def get_request(self) -> tuple[Any, Any]:
+                conn, address = super().get_request()
+                fake.connections += 1
+                if fake.tls is not None:  # the handshake happens here; a failed one is dropped by the server
+                    conn = fake.tls.wrap_socket(conn, server_side=True)
+                return conn, address
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         # a short poll interval: close() waits for the loop to notice, 0.5 s by default
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
@@ -279,7 +310,7 @@ class FakeServer:
     @property
     def url(self) -> str:
         assert self.server is not None, "start() the fake first"
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return f"{'https' if self.tls is not None else 'http'}://127.0.0.1:{self.server.server_address[1]}"
 
     def close(self) -> None:
         if self.server is not None:

@@ -282,11 +282,15 @@ class JiraFake(FakeServer):
             items = [self._set(issue, name, value) for name, value in values.items()]
             self._record(issue, by, _utc(at) if at else self._tick(), [i for i in items if i])
 
-    def comment(self, key: str, body: str, *, at: datetime, by: str, public: bool = True) -> None:
-        """A person comments at ``at`` (``public=False``: an internal JSM comment)."""
+    def comment(self, key: str, body: str, *, at: datetime, by: str, public: bool = True,
+                properties: list[dict[str, Any]] | None = None) -> None:
+        """A person comments at ``at`` (``public=False``: an internal JSM comment).
+        ``properties`` are comment properties the person set with it: Jira lets
+        anyone who may comment set any property, sla-sync's own key included."""
         with self.lock:
             issue = self.issues[key]
             props = [] if public else [{"key": "sd.public.comment", "value": {"internal": True}}]
+            props += [dict(p) for p in properties or ()]
             issue.comments.append(Comment(next(self._ids), by, body, _utc(at), public, props))
             issue.updated = max(issue.updated, _utc(at))
             self.now = max(self.now, _utc(at))
@@ -996,11 +1000,16 @@ class JqlQuery:
             raise jira_error(400, f"Field '{name}' does not exist or you do not have permission to view it.")
         if op not in ("=", "!="):
             raise jira_error(400, f"The operator '{op}' is not supported by the '{name}' field.")
-        if name == "project":
-            known = {x.lower() for p in fake.projects.values() for x in (p["key"], p["id"], p["name"])}
-            missing = [v for v in values if v.lower() not in known]
-            if missing:
-                raise jira_error(400, f"The value '{missing[0]}' does not exist for the field 'project'.")
+        if name == "project":  # as Jira resolves a project value: by key, else by name, else by id
+            keys = []
+            for value in values:
+                found = [p["key"] for field in ("key", "name", "id") for p in fake.projects.values()
+                         if p[field].lower() == value.lower()]
+                if not found:
+                    raise jira_error(400, f"The value '{value}' does not exist for the field 'project'.")
+                keys.append(found[0])
+            values = keys
+            getters["project"] = lambda i: {i.project.lower()}
         wanted = {v.lower() for v in values}
         get = getters[name]
         return (lambda i: bool(get(i) & wanted)) if op == "=" else (lambda i: not get(i) & wanted)

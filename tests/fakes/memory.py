@@ -273,10 +273,11 @@ class MemoryTracker:
 
     def _events(self, row: Record) -> tuple[Event, ...]:
         me, agents = self._me(), frozenset(self.options.agents_users)
-        comments = [Event(n.at, "comment", public=not n.private, author=n.author,
+        comments = [Event(n.at, "comment", public=not n.private, author=n.author, by_self=n.author == me,
                           by_agent=n.author != me and (n.author in agents if agents else n.author != row.author))
                     for n in row.notes]
-        return tuple(sorted([*row.history, *comments], key=lambda e: e.at))
+        history = [replace(e, by_self=True) if e.author == me else e for e in row.history]
+        return tuple(sorted([*history, *comments], key=lambda e: e.at))
 
     def _track(self, row: Record, events: tuple[Event, ...]) -> Tracked:
         issue = Issue(key=row.key, created_at=row.created_at, status=row.status, title=row.title, priority=row.priority,

@@ -4,18 +4,24 @@ The real Redmine cannot be asked to answer 429 or to time out; this proxy stands
 between the adapter and Redmine, forwards every request unchanged, counts them by
 method and path, and replaces the answer of chosen requests with a fault.  It is a
 ``FakeServer`` (``http.py``) whose one handler forwards: faults, chaos, hooks and
-counts work as on the GitLab and Jira fakes.
+counts work as on the GitLab and Jira fakes.  ``on_reply`` may rewrite an answer
+(its headers, such as ``Date``) before it goes back.  thin sends no ``Date``; the
+proxy then adds its own, as a front web server would.
+
+Two more servers in the same shape: ``Redirector`` answers every request with a
+redirect to another server, ``Answering`` with ``200`` and one fixed body.
 """
 
 from __future__ import annotations
 
 import http.client
 import re
+from collections.abc import Callable
 from urllib.parse import urlencode, urlsplit
 
 from tests.fakes.http import FakeServer, Fault, Handler, Reply, Request
 
-__all__ = ["Fault", "FaultProxy", "path_pattern"]
+__all__ = ["Answering", "Fault", "FaultProxy", "Redirector", "path_pattern"]
 
 
 def path_pattern(path: str) -> str:
@@ -31,6 +37,7 @@ class FaultProxy(FakeServer):
         parts = urlsplit(upstream)
         self.upstream_host = parts.hostname or "127.0.0.1"
         self.upstream_port = parts.port or 80
+        self.on_reply: Callable[[Request, Reply], Reply] | None = None  # rewrites an answer from upstream
         self.start()
 
     def _match(self, method: str, path: str) -> tuple[str, Handler | None, dict[str, str]]:
@@ -47,7 +54,9 @@ class FaultProxy(FakeServer):
             response = conn.getresponse()
             skip = ("transfer-encoding", "connection", "content-length", "content-type")
             kept = {k: v for k, v in response.getheaders() if k.lower() not in skip}
-            return Reply(response.status, response.read(), kept)
+            reply = Reply(response.status, response.read(), kept)
+            rewrite = self.on_reply
+            return rewrite(request, reply) if rewrite is not None else reply
         finally:
             conn.close()
 
@@ -56,4 +65,40 @@ class FaultProxy(FakeServer):
             self.faults.clear()
             self.counts.clear()
         self.on_request = None
+        self.on_reply = None
         self.chaos = None
+
+
+class Redirector(FakeServer):
+    """Answers every request with a redirect (``status``: 301, 302, 307, 308) to the
+    same path and query on ``target``: a tracker that moved, or a hostile one."""
+
+    def __init__(self, target: str, status: int = 302) -> None:
+        super().__init__()
+        self.target, self.status = target.rstrip("/"), status
+        self.start()
+
+    def _match(self, method: str, path: str) -> tuple[str, Handler | None, dict[str, str]]:
+        return path_pattern(path), None, {}
+
+    def dispatch(self, request: Request, handler: Handler | None) -> Reply:
+        query = urlencode(request.query, doseq=True)
+        location = self.target + request.path + (f"?{query}" if query else "")
+        return Reply(self.status, None, {"Location": location})
+
+
+class Answering(FakeServer):
+    """Answers every request, whatever its method and path, with ``200`` and the
+    same body (``b"{}"``, ``b"[]"``, ``b"null"``...): a URL that is not the tracker's
+    API, or a tracker that answers nonsense."""
+
+    def __init__(self, body: bytes) -> None:
+        super().__init__()
+        self.body = body
+        self.start()
+
+    def _match(self, method: str, path: str) -> tuple[str, Handler | None, dict[str, str]]:
+        return path_pattern(path), None, {}
+
+    def dispatch(self, request: Request, handler: Handler | None) -> Reply:
+        return Reply(200, self.body, {"Content-Type": "application/json"})

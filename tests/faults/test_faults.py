@@ -147,7 +147,7 @@ def test_passes_converge_under_faults_and_kills(harness: Any, tmp_path: Path) ->
     compiled = h.policy(BODY)
     fresh = h.tracker(compiled).fetch(None, {})
     store = Store(state)
-    remembered = store.cached(compiled.name)
+    remembered = store.cached(compiled.state_key)
     for t in fresh.issues:
         assert remembered[t.issue.key].version == t.version, t.issue.key
     h.reset_requests()
