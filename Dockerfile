@@ -48,12 +48,17 @@ ENV PATH=/opt/sla-sync/bin:$PATH \
     SLA_SYNC_STATE=/var/lib/sla-sync/state.sqlite
 
 # A fixed numeric uid/gid (10001) so that Kubernetes' runAsNonRoot can check it and
-# files on a bind-mounted state folder can be chowned to it in advance.
+# files on a bind-mounted state folder can be chowned to it in advance.  The base's
+# own installer goes too (python:3.11-slim ships pip under /usr/local; Debian's
+# python3-pip lives under /usr): nothing in the running image can install code.
 RUN groupadd --system --gid 10001 sla-sync \
     && useradd --system --no-log-init --uid 10001 --gid 10001 \
         --home-dir /var/lib/sla-sync --no-create-home --shell /usr/sbin/nologin sla-sync \
     && mkdir -p /var/lib/sla-sync /etc/sla-sync/policies \
-    && chown 10001:10001 /var/lib/sla-sync
+    && chown 10001:10001 /var/lib/sla-sync \
+    && rm -rf /usr/local/bin/pip /usr/local/bin/pip3* /usr/local/lib/python3*/site-packages/pip \
+        /usr/local/lib/python3*/site-packages/pip-*.dist-info \
+        /usr/bin/pip /usr/bin/pip3 /usr/lib/python3/dist-packages/pip /usr/lib/python3/dist-packages/pip-*
 
 COPY --from=builder /opt/sla-sync /opt/sla-sync
 # Defaults to look at and copy; a deployment mounts its own policies over this folder.
