@@ -189,7 +189,9 @@ def read_secret(spec: TrackerSpec, env: Mapping[str, str]) -> str:
         except OSError as exc:
             raise UserError(f"cannot read the API key file {path}: {exc.strerror}") from None
         except UnicodeDecodeError:
-            raise UserError(f"the API key file {path} is not UTF-8 text: it must hold the key alone on one line") from None
+            raise UserError(
+                f"the API key file {path} is not UTF-8 text: it must hold the key alone on one line"
+            ) from None
         if value.strip():
             return _one_line(value, f"the API key file {path}")
         raise UserError(f"the API key file {path} is empty")

@@ -143,7 +143,8 @@ class _Unknown(Exception):
 class RetryingSession(requests.Session):
     """The ``requests`` session python-gitlab sends through (see the module docstring)."""
 
-    def __init__(self, *, attempts: int, max_wait: float, sleep: Callable[[float], None], counter: RequestCounter) -> None:
+    def __init__(self, *, attempts: int, max_wait: float, sleep: Callable[[float], None],
+                 counter: RequestCounter) -> None:
         super().__init__()
         self.attempts = attempts
         self.max_wait = max_wait
@@ -216,7 +217,8 @@ Entry = tuple[int, int, int, Mapping[str, Any]]  # (instant, LABEL or STATE, id,
 
 def _entries(label_events: Sequence[Mapping[str, Any]], state_events: Sequence[Mapping[str, Any]]) -> list[Entry]:
     """Both histories in one list, oldest first (a deleted label's events carry no label)."""
-    entries: list[Entry] = [(instant(e["created_at"]), LABEL, int(e.get("id") or 0), e) for e in label_events if e.get("label")]
+    entries: list[Entry] = [(instant(e["created_at"]), LABEL, int(e.get("id") or 0), e)
+                            for e in label_events if e.get("label")]
     entries += [(instant(e["created_at"]), STATE, int(e.get("id") or 0), e) for e in state_events]
     return sorted(entries, key=lambda x: x[:3])
 
@@ -421,7 +423,8 @@ class GitLabTracker:
         self.options = options
         self.counter = RequestCounter()
         self.session = RetryingSession(
-            attempts=spec.max_attempts, max_wait=options.max_wait, sleep=options.sleep if options.sleep is not None else time.sleep, counter=self.counter
+            attempts=spec.max_attempts, max_wait=options.max_wait,
+            sleep=options.sleep if options.sleep is not None else time.sleep, counter=self.counter
         )
         self.answers = guard_session(self.session, "GitLab")
         self.gl = gitlab.Gitlab(
@@ -450,7 +453,9 @@ class GitLabTracker:
                 "(a personal, group or project access token with the api scope, not expired)"
             ) from None
         except Retryable as exc:
-            raise TrackerError(f"{where}: {what}: {exc} (gave up after {self.session.attempts} attempts); try again later") from None
+            raise TrackerError(
+                f"{where}: {what}: {exc} (gave up after {self.session.attempts} attempts); try again later"
+            ) from None
         except gex.GitlabParsingError as exc:
             if "dictionary" in str(exc):  # JSON, but a list or null where GitLab sends an object
                 raise odd_answer(where, what, exc, self.answers, ODD_HINT, self.gl.private_token) from None
@@ -465,7 +470,8 @@ class GitLabTracker:
     def _explain(self, exc: gex.GitlabError) -> str:
         code = exc.response_code
         if code == 403:
-            return "forbidden (403); give the token's user at least the Reporter role in the project and the token the api scope"
+            return ("forbidden (403); give the token's user at least the Reporter role in the project "
+                    "and the token the api scope")
         if code == 404:
             return ("not found (404); check tracker.url and tracker.project (the project's path, like group/project, "
                     "or its numeric id) and that the token's user is a member of the project")
@@ -485,7 +491,8 @@ class GitLabTracker:
         filters: dict[str, Any] = {"state": "all", "order_by": "created_at", "sort": "asc"}
         if since is not None:
             filters["created_after"] = iso_utc(since)
-        pages = iter(self._call("listing issues", lambda: self.project.issues.list(iterator=True, per_page=100, **filters)))
+        pages = iter(self._call("listing issues",
+                                lambda: self.project.issues.list(iterator=True, per_page=100, **filters)))
         while True:  # the list pages lazily: each step may be a request
             found = self._call("listing issues", lambda: next(pages, None))
             if found is None:
@@ -649,7 +656,8 @@ class GitLabTracker:
             return (mark + suffix,)
 
         comments = [c for c in changes if c.kind is ChangeKind.COMMENT and c.value and not set(tag(c.step)) & posted]
-        watchers = [c for c in changes if c.kind is ChangeKind.WATCHERS and c.values and not set(tag(c.step, " cc")) & posted]
+        watchers = [c for c in changes
+                    if c.kind is ChangeKind.WATCHERS and c.values and not set(tag(c.step, " cc")) & posted]
         out = []
         if comments:
             out.append(_Note("\n\n".join(c.value or "" for c in comments), all(c.private for c in comments),
@@ -709,7 +717,9 @@ class GitLabTracker:
         try:
             self._call("writing a note", post, key)
         except _Unknown as exc:
-            raise TrackerError(f"{self._where(key)}: writing a note: {exc}; the next pass checks it and goes on") from None
+            raise TrackerError(
+                f"{self._where(key)}: writing a note: {exc}; the next pass checks it and goes on"
+            ) from None
 
     def _put(self, iid: int, key: str, body: dict[str, Any], add: Sequence[str]) -> None:
         result = self._call("writing the issue", lambda: self.project.issues.update(iid, body), key)

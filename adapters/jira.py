@@ -49,7 +49,8 @@ next to JSM's ``sd.public.comment`` (``{"internal": true}`` for private notes).
 Before posting it, and again before every retry, the issue's comments are read
 with ``expand=properties``: if one of the API user's own comments carries the
 step's property, the comment is not posted again (anyone who may comment can set
-any comment property, so another author's copy does not count).  So a retry after a lost answer, or a pass after a crash between the
+any comment property, so another author's copy does not count).  So a retry after
+a lost answer, or a pass after a crash between the
 comment and the label, finishes the step without a second comment, and the label
 (written last) means the whole step landed.
 
@@ -190,7 +191,8 @@ def _item_event(at: int, item: dict[str, Any], author: str | None) -> Event | No
         return Event(at, "field", field="priority", from_=old, to=new, author=author)
     if name == "labels":
         before, after = set((old or "").split()), set((new or "").split())
-        return Event(at, "label", added=tuple(sorted(after - before)), removed=tuple(sorted(before - after)), author=author)
+        return Event(at, "label", added=tuple(sorted(after - before)), removed=tuple(sorted(before - after)),
+                     author=author)
     return None
 
 
@@ -344,7 +346,8 @@ class JiraTracker:
     # -- the client, retries and errors -------------------------------------------------
 
     def _new_client(self) -> JIRA:
-        auth: dict[str, Any] = {"basic_auth": (self._email, self._secret)} if self._email else {"token_auth": self._secret}
+        auth: dict[str, Any] = ({"basic_auth": (self._email, self._secret)} if self._email
+                                else {"token_auth": self._secret})
         client = JIRA(server=self.url, timeout=self.spec.timeout, max_retries=0, logging=False,
                       get_server_info=False, **auth)
         self._answers = guard_session(client._session, "Jira")  # before the first request: serverInfo
@@ -409,8 +412,10 @@ class JiraTracker:
             message = {
                 403: f"{where}: {what}: forbidden (403){detail}; give the API user the project permissions "
                      "Browse projects, Edit issues, Add comments and Manage watchers",
-                404: f"{where}: {what}: not found (404){detail}; check tracker.url (the Jira base URL) and tracker.project",
-                400: f"{where}: {what}: Jira refused it (400){detail}; run `sla-sync check --online POLICY` for what to fix",
+                404: f"{where}: {what}: not found (404){detail}; check tracker.url (the Jira base URL) "
+                     "and tracker.project",
+                400: f"{where}: {what}: Jira refused it (400){detail}; run `sla-sync check --online POLICY` "
+                     "for what to fix",
             }.get(code, f"{where}: {what}: HTTP {code}{detail}; try again later")
         return TrackerError(message.replace(self._secret, "***") if len(self._secret) >= 4 else message)
 
@@ -633,7 +638,8 @@ class JiraTracker:
             return wanted
         found = [fid for fid, name in self._names.items() if name == wanted]
         if not found:
-            found = [str(f["id"]) for f in self._call("listing fields", lambda c: c.fields()) if f.get("name") == wanted]
+            found = [str(f["id"]) for f in self._call("listing fields", lambda c: c.fields())
+                     if f.get("name") == wanted]
             self._names.update({fid: wanted for fid in found})
         return found[0] if len(found) == 1 else None
 
@@ -688,7 +694,8 @@ class JiraTracker:
         properties: list[dict[str, Any]] = [{"key": SD_PUBLIC, "value": {"internal": change.private}}]
         payload = {"body": change.value, "properties": properties}
         if change.step is None:  # nothing to recognise it by: one attempt only
-            self._call("adding a comment", partial(_post, path=f"issue/{key}/comment", payload=payload), key, retry=False)
+            self._call("adding a comment", partial(_post, path=f"issue/{key}/comment", payload=payload), key,
+                       retry=False)
             return
         properties.append({"key": STEP_PROPERTY, "value": {"step": change.step}})
         me = self.directory.get("self") or _user_id(self._myself())

@@ -380,9 +380,13 @@ class RedmineTracker:
         try:
             return fn()
         except rex.AuthError:
-            raise AuthError(f"authentication failed for {self.url}: check the API key and that the REST API is enabled") from None
+            raise AuthError(
+                f"authentication failed for {self.url}: check the API key and that the REST API is enabled"
+            ) from None
         except rex.ForbiddenError:
-            raise TrackerError(f"{where}: {what}: forbidden (403); give the API key's user the needed role or admin rights") from None
+            raise TrackerError(
+                f"{where}: {what}: forbidden (403); give the API key's user the needed role or admin rights"
+            ) from None
         except rex.ResourceNotFoundError:
             raise TrackerError(f"{where}: {what}: not found (404); check tracker.url and tracker.project") from None
         except rex.ValidationError as exc:
@@ -393,7 +397,9 @@ class RedmineTracker:
             code = getattr(exc, "status_code", 500)
             raise TrackerError(f"{where}: {what}: HTTP {code}; try again later") from None
         except Retryable as exc:
-            raise TrackerError(f"{where}: {what}: {exc} (gave up after {self.engine.attempts} attempts); try again later") from None
+            raise TrackerError(
+                f"{where}: {what}: {exc} (gave up after {self.engine.attempts} attempts); try again later"
+            ) from None
         except requests.RequestException as exc:
             raise TrackerError(f"{where}: {what}: {exc.__class__.__name__}") from None
         except ODD_ANSWER as exc:
@@ -532,22 +538,29 @@ class RedmineTracker:
 
     def _names(self) -> tuple[dict[str, str], dict[str, str]]:
         if self._statuses is None or self._priorities is None:
-            self._statuses = {str(s.id): s.name for s in self._call("listing statuses", lambda: list(self.redmine.issue_status.all()))}
+            self._statuses = {
+                str(s.id): s.name
+                for s in self._call("listing statuses", lambda: list(self.redmine.issue_status.all()))
+            }
             self._priorities = {
                 str(p.id): p.name
-                for p in self._call("listing priorities", lambda: list(self.redmine.enumeration.filter(resource="issue_priorities")))
+                for p in self._call("listing priorities",
+                                    lambda: list(self.redmine.enumeration.filter(resource="issue_priorities")))
             }
         return self._statuses, self._priorities
 
     def _self_id(self) -> int:
         if "self" not in self.directory:
-            self.directory["self"] = str(self._call("reading the API key's user", lambda: self.redmine.user.get("current").id))
+            self.directory["self"] = str(self._call("reading the API key's user",
+                                                    lambda: self.redmine.user.get("current").id))
         return int(self.directory["self"])
 
     def _user_id(self, login: str) -> int | None:
         key = f"user:{login}"
         if key not in self.directory:
-            found = [u for u in self._call(f"looking up user {login}", lambda: list(self.redmine.user.filter(name=login, status=""))) if u.login == login]
+            found = [u for u in self._call(f"looking up user {login}",
+                                           lambda: list(self.redmine.user.filter(name=login, status="")))
+                     if u.login == login]
             if not found:
                 return None
             self.directory[key] = str(found[0].id)
@@ -569,7 +582,8 @@ class RedmineTracker:
         gid = self._group_id(name)
         if gid is not None:
             return gid
-        raise TrackerError(f"Redmine {self.url}: no user with login {name!r} and no group named {name!r}; fix the policy or create it")
+        raise TrackerError(f"Redmine {self.url}: no user with login {name!r} and no group named {name!r}; "
+                           "fix the policy or create it")
 
     def _principals(self, full: Mapping[str, Any]) -> dict[str, str]:
         """The names of the principals an issue's journals assigned, by id: the names
@@ -672,7 +686,9 @@ class RedmineTracker:
             field_id = self._custom_field_id(row, self.spec.labels_field, key)
             fields.setdefault("custom_fields", []).append({"id": field_id, "value": sorted(labels)})
         if fields:
-            self._write(key, row, fields, markers=[lbl for c in changes if c.kind is ChangeKind.ADD_LABELS for lbl in c.values if "escalated-" in lbl])
+            self._write(key, row, fields,
+                        markers=[lbl for c in changes if c.kind is ChangeKind.ADD_LABELS for lbl in c.values
+                                 if "escalated-" in lbl])
 
     def _custom_field_id(self, row: dict[str, Any], name: str, key: str) -> int:
         for cf in row.get("custom_fields") or []:
@@ -685,7 +701,9 @@ class RedmineTracker:
 
     def _add_watcher(self, key: str, principal: int) -> None:
         url = f"{self.url}/issues/{int(key)}/watchers.json"
-        self._call("adding a watcher", lambda: self.engine.retrying()(self.engine.send_once, "post", url, data={"user_id": principal}), key)
+        self._call("adding a watcher",
+                   lambda: self.engine.retrying()(self.engine.send_once, "post", url, data={"user_id": principal}),
+                   key)
 
     def _put(self, key: str, fields: dict[str, Any], markers: list[str]) -> None:
         """One PUT; retried only when it certainly did not land.
@@ -792,7 +810,9 @@ class RedmineTracker:
 
     def check(self, spec_labels: Sequence[str], names: Sequence[str]) -> list[str]:
         todo: list[str] = []
-        project = self._call("reading the project", lambda: self.redmine.project.get(self.spec.project, include=["trackers", "issue_custom_fields"]).raw())
+        project = self._call("reading the project",
+                             lambda: self.redmine.project.get(self.spec.project,
+                                                              include=["trackers", "issue_custom_fields"]).raw())
         fields = {f["name"]: f for f in project.get("issue_custom_fields") or []}
         def custom_fields() -> dict[str, Any] | None:
             try:
@@ -808,7 +828,8 @@ class RedmineTracker:
         if self.spec.labels_field not in fields and field is None:
             todo.append(
                 f"create an issue custom field {self.spec.labels_field!r}: format List, 'Multiple values' on, "
-                f"possible values: {' '.join(spec_labels)}; enable it for the project {self.spec.project!r} and its trackers"
+                f"possible values: {' '.join(spec_labels)}; enable it for the project {self.spec.project!r} "
+                "and its trackers"
             )
         else:
             if self.spec.labels_field not in fields and not self._field_on_issues():

@@ -32,7 +32,8 @@ BODY = """
 calendars:
   office:
     timezone: Europe/Madrid
-    hours: {mon: ["09:00-18:00"], tue: ["09:00-18:00"], wed: ["09:00-18:00"], thu: ["09:00-18:00"], fri: ["09:00-15:00"]}
+    hours: {mon: ["09:00-18:00"], tue: ["09:00-18:00"], wed: ["09:00-18:00"], \
+thu: ["09:00-18:00"], fri: ["09:00-15:00"]}
     holidays_country: ES
 levels:
   P1: {calendar: office, first_response: 1h, resolution: 16h}

@@ -145,7 +145,8 @@ REDMINE = StandIn(
     ref="localhost/redmine:5",
     packages=("redmine", "redmine-sqlite", "thin", "ca-certificates"),
     essential=tuple(f"echo '{line}' | chroot \"$1\" debconf-set-selections" for line in REDMINE_DEBCONF),
-    files=(("/docker-entrypoint.sh", REDMINE_ENTRYPOINT), ("/etc/redmine/default/database.yml.stand-in", REDMINE_DATABASE)),
+    files=(("/docker-entrypoint.sh", REDMINE_ENTRYPOINT),
+           ("/etc/redmine/default/database.yml.stand-in", REDMINE_DATABASE)),
     customize=(
         'mkdir -p "$1/usr/src/redmine/sqlite" "$1/usr/src/redmine/files"',
         'mv "$1/var/lib/dbconfig-common/sqlite3/redmine/instances/default/redmine_default"'

@@ -41,11 +41,13 @@ def semantic_problems(data: dict[str, Any], known_kinds: Sequence[str] | None) -
         cal = level.get("calendar")
         if isinstance(cal, str) and cal not in calendars:
             known = ", ".join(calendars) or "none"
-            out.append((("levels", name, "calendar"), f"level {name!r} names calendar {cal!r}, which is not defined (calendars: {known})", False))
+            out.append((("levels", name, "calendar"),
+                        f"level {name!r} names calendar {cal!r}, which is not defined (calendars: {known})", False))
         targets = {m for m in METRICS if level.get(m)}
         defined |= targets
         if not targets:
-            out.append((("levels", name), f"level {name!r} sets no target: give it first_response, workaround and/or resolution", True))
+            out.append((("levels", name),
+                        f"level {name!r} sets no target: give it first_response, workaround and/or resolution", True))
     out += _revision_problems(data, levels, calendars, defined)
     rules = _seq(data.get("classify"))
     catch_all: int | None = None
@@ -53,20 +55,26 @@ def semantic_problems(data: dict[str, Any], known_kinds: Sequence[str] | None) -
         rule = _mapping(rule)
         level_name = rule.get("level")
         if isinstance(level_name, str) and levels and level_name not in levels:
-            out.append((("classify", i, "level"), f"rule {i + 1} names level {level_name!r}, which is not defined (levels: {', '.join(levels)})", False))
+            out.append((("classify", i, "level"),
+                        f"rule {i + 1} names level {level_name!r}, which is not defined (levels: {', '.join(levels)})",
+                        False))
         if catch_all is not None:
-            out.append((("classify", i), f"rule {i + 1} is never reached: rule {catch_all + 1} before it always holds", False))
+            out.append((("classify", i),
+                        f"rule {i + 1} is never reached: rule {catch_all + 1} before it always holds", False))
         elif not rule.get("if"):
             catch_all = i
     if "classify" in data and catch_all is None:
-        out.append((("classify",), "no rule always holds: end classify with a rule without `if`, e.g. `- level: P3`", True))
+        out.append((("classify",),
+                    "no rule always holds: end classify with a rule without `if`, e.g. `- level: P3`", True))
     for i, step in enumerate(_seq(data.get("escalate"))):
         step = _mapping(step)
         metric = str(step.get("when") or "").split(" ")[0]
         if metric in METRICS and levels and metric not in defined:
-            out.append((("escalate", i, "when"), f"no level sets a {metric} target, so this step can never fire", False))
+            out.append((("escalate", i, "when"),
+                        f"no level sets a {metric} target, so this step can never fire", False))
         if not any(step.get(k) for k in ("assign", "watchers", "add_labels", "comment")):
-            out.append((("escalate", i), "a step needs at least one action: assign, watchers, add_labels or comment", False))
+            out.append((("escalate", i),
+                        "a step needs at least one action: assign, watchers, add_labels or comment", False))
     due = _mapping(data.get("writeback")).get("due_date")  # the default may go unused
     if due in METRICS and levels and due not in defined:
         out.append((("writeback", "due_date"), f"no level sets a {due} target", False))
@@ -87,9 +95,13 @@ def semantic_problems(data: dict[str, Any], known_kinds: Sequence[str] | None) -
     if isinstance(tracker, dict):
         kind = tracker.get("kind")
         if known_kinds is not None and isinstance(kind, str) and kind not in known_kinds:
-            out.append((("tracker", "kind"), f"unknown tracker kind {kind!r}: installed adapters are {', '.join(sorted(known_kinds))}", False))
+            out.append((("tracker", "kind"),
+                        f"unknown tracker kind {kind!r}: installed adapters are {', '.join(sorted(known_kinds))}",
+                        False))
         if not (tracker.get("api_key_env") or tracker.get("api_key_file")):
-            out.append((("tracker",), "set api_key_env (an environment variable) or api_key_file: secrets never go in the policy file", True))
+            out.append((("tracker",),
+                        "set api_key_env (an environment variable) or api_key_file: "
+                        "secrets never go in the policy file", True))
     return out
 
 
@@ -173,13 +185,18 @@ def _revision_problems(
             change = _mapping(change)
             if name not in current:
                 known = ", ".join(levels) or "none"
-                out.append(((*here, "levels", name), f"revision {i + 1} changes level {name!r}, which is not defined (levels: {known}); a revision can only change a level of `levels`", True))
+                out.append(((*here, "levels", name),
+                            f"revision {i + 1} changes level {name!r}, which is not defined (levels: {known}); "
+                            "a revision can only change a level of `levels`", True))
                 continue
             cal = change.get("calendar")
             if "calendar" in change and not isinstance(cal, str):
-                out.append(((*here, "levels", name, "calendar"), f"revision {i + 1}: a level always has a calendar: name one or leave the key out", False))
+                out.append(((*here, "levels", name, "calendar"),
+                            f"revision {i + 1}: a level always has a calendar: name one or leave the key out", False))
             elif isinstance(cal, str) and cal not in calendars:
-                out.append(((*here, "levels", name, "calendar"), f"revision {i + 1} gives level {name!r} calendar {cal!r}, which is not defined (calendars: {', '.join(calendars) or 'none'})", False))
+                out.append(((*here, "levels", name, "calendar"),
+                            f"revision {i + 1} gives level {name!r} calendar {cal!r}, which is not defined "
+                            f"(calendars: {', '.join(calendars) or 'none'})", False))
             current = apply_revision(current, {name: change})
             targets = {m for m in METRICS if current[name].get(m)}
             defined |= targets

@@ -88,7 +88,8 @@ class CompareBuilder:
         self.old_name, self.new_name = old_name, new_name
         self.period, self.now = period, now
         self._order = {name: i for i, name in enumerate(levels)}
-        self._counts: dict[tuple[str, str], list[int]] = {}  # (level, metric) → old met, old breached, new met, new breached
+        # (level, metric) → old met, old breached, new met, new breached
+        self._counts: dict[tuple[str, str], list[int]] = {}
         self._flips: list[Flip] = []
         self._issues = 0
 
@@ -155,8 +156,10 @@ def comparison_to_json(c: Comparison) -> dict[str, Any]:
         ],
         "flips": [
             {"key": f.key, "metric": f.metric,
-             "old": {"level": f.old_level, "state": f.old_state, "elapsed_s": f.old_elapsed_s, "target_s": f.old_target_s},
-             "new": {"level": f.new_level, "state": f.new_state, "elapsed_s": f.new_elapsed_s, "target_s": f.new_target_s}}
+             "old": {"level": f.old_level, "state": f.old_state,
+                     "elapsed_s": f.old_elapsed_s, "target_s": f.old_target_s},
+             "new": {"level": f.new_level, "state": f.new_state,
+                     "elapsed_s": f.new_elapsed_s, "target_s": f.new_target_s}}
             for f in c.flips
         ],
     }

@@ -182,7 +182,8 @@ def _merge_stopped(segments: list[Segment]) -> tuple[Segment, ...]:
     out: list[Segment] = []
     for seg in segments:
         last = out[-1] if out else None
-        if last is not None and seg.kind == last.kind == STOPPED and seg.reason == last.reason and last.end == seg.start:
+        if (last is not None and seg.kind == last.kind == STOPPED and seg.reason == last.reason
+                and last.end == seg.start):
             out[-1] = replace(last, end=seg.end)
         else:
             out.append(seg)

@@ -24,7 +24,8 @@ LABELS = {"first_response": "first response", "workaround": "workaround", "resol
 
 CSS = """
 body{font-family:"DejaVu Sans","Liberation Sans",Arial,sans-serif;margin:24px 32px;color:#111827;background:#fff}
-h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #e5e7eb;padding-bottom:4px}
+h1{font-size:22px;margin:0 0 4px} \
+h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #e5e7eb;padding-bottom:4px}
 h3{font-size:14px;margin:12px 0 4px;color:#374151}
 p.meta{color:#4b5563;margin:0 0 12px;font-size:13px}
 .cards{display:flex;gap:12px;flex-wrap:wrap}
@@ -74,7 +75,8 @@ def _frame(weeks: Sequence[int], y_max: float, y_ticks: Sequence[float], y_text:
     step = max(1, -(-len(weeks) // 10))
     for i, week in enumerate(weeks):
         if i % step == 0:
-            parts.append(f'<text x="{_x(i, len(weeks)):.1f}" y="{H - BOTTOM + 16}" text-anchor="middle">{_week_label(week)}</text>')
+            parts.append(f'<text x="{_x(i, len(weeks)):.1f}" y="{H - BOTTOM + 16}" text-anchor="middle">'
+                         f'{_week_label(week)}</text>')
     return parts
 
 
@@ -90,12 +92,14 @@ def _y(value: float, y_max: float) -> float:
 
 def _svg(parts: Sequence[str], label: str, width: int = W, height: int = H) -> str:
     body = "".join(parts)
-    return f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{escape(label)}" width="{width}" height="{height}" viewBox="0 0 {width} {height}">{body}</svg>'
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{escape(label)}" '
+            f'width="{width}" height="{height}" viewBox="0 0 {width} {height}">{body}</svg>')
 
 
 def _legend(names: Sequence[tuple[str, str]]) -> str:
     items = "".join(
-        f'<span style="margin-right:12px"><span style="display:inline-block;width:10px;height:10px;background:{colour};margin-right:4px"></span>{escape(name)}</span>'
+        f'<span style="margin-right:12px"><span style="display:inline-block;width:10px;height:10px;'
+        f'background:{colour};margin-right:4px"></span>{escape(name)}</span>'
         for name, colour in names
     )
     return f'<div style="font-size:12px;margin:2px 0 6px">{items}</div>'
@@ -148,7 +152,8 @@ def breaches_chart(series: Series, weeks: list[int]) -> str:
             y0, y1 = _y(base, y_max), _y(base + count, y_max)
             parts.append(
                 f'<rect x="{_x(i, len(weeks)) - bar / 2:.1f}" y="{y1:.1f}" width="{bar:.1f}" height="{y0 - y1:.1f}" '
-                f'fill="{METRIC_COLOURS[metric]}"><title>week of {_week_label(week)}: {count} {LABELS[metric]} breaches</title></rect>'
+                f'fill="{METRIC_COLOURS[metric]}"><title>week of {_week_label(week)}: '
+                f'{count} {LABELS[metric]} breaches</title></rect>'
             )
             base += count
     legend = [(LABELS[m], METRIC_COLOURS[m]) for m in series.metrics]
@@ -188,7 +193,8 @@ def distribution_chart(series: Series, metric: str, level: str) -> str:
         parts.append(f'<text x="{left + i * slot:.1f}" y="{base + 13}" text-anchor="middle">{edge}</text>')
     parts.append(f'<text x="{width - 14:.1f}" y="{base + 26}" text-anchor="end">% of the target</text>')
     target_x = left + met_bins * slot
-    parts.append(f'<line x1="{target_x:.1f}" y1="4" x2="{target_x:.1f}" y2="{base}" stroke="#111827" stroke-dasharray="4 3"/>')
+    parts.append(f'<line x1="{target_x:.1f}" y1="4" x2="{target_x:.1f}" y2="{base}" '
+                 'stroke="#111827" stroke-dasharray="4 3"/>')
     parts.append(f'<text x="{target_x + 4:.1f}" y="12">target</text>')
     targets = ", ".join(format_duration(t) for t in series.targets.get((metric, level), ()))
     title = f"{escape(level)}: target {escape(targets)}, {sum(counts)} stopped"
@@ -209,7 +215,8 @@ def csat_chart(series: Series, weeks: list[int]) -> str:
         value, answers = averages[week], series.csat[week][0]
         y = _y(value, y_max)
         parts.append(
-            f'<rect x="{_x(i, len(weeks)) - bar / 2:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{H - BOTTOM - y:.1f}" fill="#0891b2">'
+            f'<rect x="{_x(i, len(weeks)) - bar / 2:.1f}" y="{y:.1f}" width="{bar:.1f}" '
+            f'height="{H - BOTTOM - y:.1f}" fill="#0891b2">'
             f'<title>week of {_week_label(week)}: average {value:.2f} from {answers} answers</title></rect>'
         )
         parts.append(f'<text x="{_x(i, len(weeks)):.1f}" y="{y - 3:.1f}" text-anchor="middle">{value:.1f}</text>')
@@ -223,7 +230,8 @@ def at_risk_table(series: Series) -> str:
     if not series.at_risk:
         return '<p class="none">No running clock is at risk.</p>'
     rows = "".join(
-        f'<tr><td class="l">{escape(r.key)}</td><td class="l">{escape(r.title)}</td><td class="l">{escape(r.level)}</td>'
+        f'<tr><td class="l">{escape(r.key)}</td><td class="l">{escape(r.title)}</td>'
+        f'<td class="l">{escape(r.level)}</td>'
         f'<td class="l">{LABELS.get(r.metric, r.metric)}</td><td>{_dur(r.elapsed_s)}</td><td>{_dur(r.target_s)}</td>'
         f'<td>{_dur(r.target_s - r.elapsed_s)}</td><td>{iso_utc(r.due_at) or "-"}</td></tr>'
         for r in series.at_risk
@@ -239,11 +247,13 @@ def at_risk_table(series: Series) -> str:
 
 def groups_table(report: Report) -> str:
     metrics = list(report.total.metrics)
-    head = "".join(f"<th>{LABELS.get(m, m)} compliance</th><th>met / breached</th><th>median</th><th>p90</th>" for m in metrics)
+    head = "".join(f"<th>{LABELS.get(m, m)} compliance</th><th>met / breached</th><th>median</th><th>p90</th>"
+                   for m in metrics)
 
     def row(name: str, g: GroupStats, bold: bool = False) -> str:
         cells = "".join(
-            f"<td>{_pct(s.compliance)}</td><td>{s.met} / {s.breached}</td><td>{_dur(s.median_elapsed_s)}</td><td>{_dur(s.p90_elapsed_s)}</td>"
+            f"<td>{_pct(s.compliance)}</td><td>{s.met} / {s.breached}</td>"
+            f"<td>{_dur(s.median_elapsed_s)}</td><td>{_dur(s.p90_elapsed_s)}</td>"
             for s in g.metrics.values()
         )
         csat = "-" if g.csat.average is None else f"{g.csat.average:.2f} ({g.csat.answers})"
@@ -261,7 +271,9 @@ def _cards(report: Report) -> str:
     cards = [(str(t.opened), "opened"), (str(t.solved), "solved"), (str(t.at_risk_open), "clocks at risk")]
     cards += [(_pct(m.compliance), f"{LABELS.get(name, name)} on time") for name, m in t.metrics.items()]
     cards.append(("-" if t.csat.average is None else f"{t.csat.average:.2f}", f"CSAT ({t.csat.answers} answers)"))
-    return '<div class="cards">' + "".join(f'<div class="card"><b>{escape(v)}</b><span>{escape(k)}</span></div>' for v, k in cards) + "</div>"
+    return ('<div class="cards">'
+            + "".join(f'<div class="card"><b>{escape(v)}</b><span>{escape(k)}</span></div>' for v, k in cards)
+            + "</div>")
 
 
 def render_html(report: Report) -> str:
@@ -286,13 +298,15 @@ def render_html(report: Report) -> str:
         '<p class="meta">Each breach in the week its target was passed.</p>',
         breaches_chart(series, weeks),
         "<h2>Time to first response and to resolution against the targets</h2>",
-        '<p class="meta">Stopped clocks by elapsed working time as a share of their target: green met, red breached.</p>',
+        '<p class="meta">Stopped clocks by elapsed working time as a share of their target: '
+        'green met, red breached.</p>',
     ]
     for metric in ("first_response", "resolution"):
         if metric not in series.metrics:
             continue
         charts = "".join(distribution_chart(series, metric, level) for level in series.levels)
-        sections.append(f"<h3>{LABELS[metric]}</h3>" + (f'<div class="row">{charts}</div>' if charts else '<p class="none">No stopped clock.</p>'))
+        sections.append(f"<h3>{LABELS[metric]}</h3>"
+                        + (f'<div class="row">{charts}</div>' if charts else '<p class="none">No stopped clock.</p>'))
     sections += [
         "<h2>Customer satisfaction over time</h2>",
         '<p class="meta">Average score of the solved issues that have an answer, by the week they were created.</p>',
@@ -313,5 +327,6 @@ def render_html(report: Report) -> str:
         '<link rel="icon" href="data:,">'
         f"<title>SLA report: {escape(report.policy)}</title><style>{CSS}</style></head>\n<body>\n"
         + "\n".join(sections)
-        + f'\n<p class="meta">Generated by sla-sync. Groups without a value are shown as {escape(NO_VALUE)}.</p>\n</body></html>\n'
+        + f'\n<p class="meta">Generated by sla-sync. Groups without a value are shown as {escape(NO_VALUE)}.</p>'
+        '\n</body></html>\n'
     )

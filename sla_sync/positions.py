@@ -198,9 +198,11 @@ def read_yaml(path: str, text: str) -> _Located:
         if loader is not None:
             loader.dispose()
     if node is None:
-        raise PolicyError([Problem(path, 1, 1, "the file is empty: a policy needs name, calendars, levels and classify")])
+        raise PolicyError([Problem(path, 1, 1,
+                                   "the file is empty: a policy needs name, calendars, levels and classify")])
     if not isinstance(data, dict):
-        raise PolicyError([Problem(path, 1, 1, "a policy file is a mapping of keys (name, calendars, levels, classify...)")])
+        raise PolicyError([Problem(path, 1, 1,
+                                   "a policy file is a mapping of keys (name, calendars, levels, classify...)")])
     return _Located(data, marks, keymarks)
 
 

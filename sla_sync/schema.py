@@ -337,7 +337,8 @@ def json_schema() -> dict[str, Any]:
 
 
 
-def apply_revision(levels: Mapping[str, Mapping[str, Any]], changes: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+def apply_revision(levels: Mapping[str, Mapping[str, Any]],
+                   changes: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """The levels (as plain mappings) after a revision: each changed level takes the
     keys the revision writes on top of its current ones.  The semantic checks run it
     on the raw document, the compiler on the validated one."""

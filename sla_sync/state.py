@@ -160,7 +160,9 @@ class Store:
                 "postgresql://USER@HOST:PORT/DB (and the password in PGPASSWORD)"
             ) from None
         except ModuleNotFoundError as exc:
-            raise UserError(f"state store {_safe(location)}: {exc.name} is missing; install sla-sync[postgres]") from None
+            raise UserError(
+                f"state store {_safe(location)}: {exc.name} is missing; install sla-sync[postgres]"
+            ) from None
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "handle_error", self._sqlite_error)
         try:
@@ -170,7 +172,10 @@ class Store:
             raise
         except SQLAlchemyError as exc:
             self.engine.dispose()
-            raise UserError(f"state store {_safe(location)}: cannot open it: {exc.__class__.__name__}: {_scrub(_first_line(exc), location)}") from None
+            raise UserError(
+                f"state store {_safe(location)}: cannot open it: {exc.__class__.__name__}: "
+                f"{_scrub(_first_line(exc), location)}"
+            ) from None
 
     def _create_tables(self) -> None:
         """Create missing tables, once sure the database is a store (or empty); on
@@ -200,7 +205,8 @@ class Store:
         """Any SQLite failure after opening (a damaged page, a file replaced under
         us) is the user's to fix: one line naming the file, no traceback."""
         cause = context.original_exception
-        if not isinstance(cause, sqlite3.DatabaseError) or isinstance(cause, sqlite3.IntegrityError | sqlite3.ProgrammingError):
+        if (not isinstance(cause, sqlite3.DatabaseError)
+                or isinstance(cause, sqlite3.IntegrityError | sqlite3.ProgrammingError)):
             return  # our own mistakes keep their traceback
         where = self._where
         message = _first_line(cause) or cause.__class__.__name__
@@ -229,7 +235,9 @@ class Store:
                 key = int.from_bytes(hashlib.sha256(policy.encode()).digest()[:8], "big", signed=True)
                 got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
                 if not got:
-                    raise LockedError(f"another sla-sync pass is running for policy {policy!r}; this one writes nothing")
+                    raise LockedError(
+                        f"another sla-sync pass is running for policy {policy!r}; this one writes nothing"
+                    )
                 try:
                     yield
                 finally:
@@ -242,7 +250,8 @@ class Store:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise LockedError(
-                    f"another sla-sync pass is running for policy {policy!r} (lock {lock_path}); this one writes nothing"
+                    f"another sla-sync pass is running for policy {policy!r} (lock {lock_path}); "
+                    "this one writes nothing"
                 ) from None
             os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()}\n".encode())

@@ -125,7 +125,8 @@ def load_factory(kind: str) -> TrackerFactory:
     found = {ep.name: ep for ep in entry_points(group="sla_sync.adapters")}
     if kind not in found:
         known = ", ".join(sorted(found)) or "none"
-        raise UserError(f"no adapter for tracker kind {kind!r} (installed: {known}); install its plugin or fix tracker.kind")
+        raise UserError(f"no adapter for tracker kind {kind!r} (installed: {known}); "
+                        "install its plugin or fix tracker.kind")
     factory: TrackerFactory = found[kind].load()
     return factory
 

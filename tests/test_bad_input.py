@@ -46,7 +46,8 @@ scalars = st.one_of(
     st.sampled_from(["", "24x7", "30m", "0m", "25:00-26:00", "2026-02-30", "Mars/Olympus", "-1h", "101%",
                      "1970-01-01T00:00:00Z", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59+14:00", "P1"]),
 )
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+values = st.recursive(scalars, lambda inner: (st.lists(inner, max_size=3)
+                                              | st.dictionaries(st.text(max_size=8), inner, max_size=3)),
                       max_leaves=8)
 
 
@@ -292,7 +293,8 @@ def test_odd_gitlab_rows_are_skipped_and_counted(rows: list[Any]) -> None:
     from sla_sync.adapters.gitlab import instant
 
     mapper = Mapper("status::", "priority::", "platform/incidents")
-    fetched = assemble(rows, None, {}, identify=lambda r: (str(r["iid"]), str(r["updated_at"]), instant(r["updated_at"])),
+    fetched = assemble(rows, None, {},
+                       identify=lambda r: (str(r["iid"]), str(r["updated_at"]), instant(r["updated_at"])),
                        history=lambda _r: (), track=mapper.tracked, where="GitLab test")
     assert len(fetched.issues) + len(fetched.problems) >= 1
     assert all("skipped" in p for p in fetched.problems)

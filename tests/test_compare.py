@@ -48,11 +48,14 @@ H = 3600
 
 ISSUES = [
     # P1, answered after 45 min: met under 1h, breached under 30m.  Created before the revision.
-    issue_json("2026-11-02T10:00:00Z", "In Progress", key="A", priority="Urgent", events=[comment("2026-11-02T10:45:00Z")]),
+    issue_json("2026-11-02T10:00:00Z", "In Progress", key="A", priority="Urgent",
+               events=[comment("2026-11-02T10:45:00Z")]),
     # P1, answered after 20 min: met under both.
-    issue_json("2026-11-04T10:00:00Z", "In Progress", key="B", priority="Urgent", events=[comment("2026-11-04T10:20:00Z")]),
+    issue_json("2026-11-04T10:00:00Z", "In Progress", key="B", priority="Urgent",
+               events=[comment("2026-11-04T10:20:00Z")]),
     # P1, answered after 40 min: met under 1h, breached under 30m (after the revision too).
-    issue_json("2026-11-05T10:00:00Z", "In Progress", key="C", priority="Urgent", events=[comment("2026-11-05T10:40:00Z")]),
+    issue_json("2026-11-05T10:00:00Z", "In Progress", key="C", priority="Urgent",
+               events=[comment("2026-11-05T10:40:00Z")]),
     # P2, answered after 1 h, resolved after 24 h: resolution met under 40h, breached under 16h.  Before the revision.
     issue_json("2026-11-02T00:00:00Z", "Resolved", key="D",
                events=[comment("2026-11-02T01:00:00Z"), status("2026-11-03T00:00:00Z", "New", "Resolved")]),
@@ -69,8 +72,10 @@ def side(met: int, breached: int, compliance: float | None) -> dict[str, Any]:
     return {"met": met, "breached": breached, "compliance": compliance}
 
 
-def row(level: str, metric: str, old: dict[str, Any], new: dict[str, Any], change: float | None, breached: int) -> dict[str, Any]:
-    return {"level": level, "metric": metric, "old": old, "new": new, "compliance_change": change, "breached_change": breached}
+def row(level: str, metric: str, old: dict[str, Any], new: dict[str, Any], change: float | None,
+        breached: int) -> dict[str, Any]:
+    return {"level": level, "metric": metric, "old": old, "new": new, "compliance_change": change,
+            "breached_change": breached}
 
 
 def flip(key: str, metric: str, level: str, old: tuple[str, int, int], new: tuple[str, int, int]) -> dict[str, Any]:
@@ -141,7 +146,8 @@ def test_compare_with_itself_changes_nothing(workdir: Path) -> None:
 
 
 def test_compare_only_counts_the_period(workdir: Path) -> None:
-    result = compare(workdir, "new.yaml", "--format", "json", "--since", "2026-11-04", "--until", "2026-11-09T06:00:00Z")
+    result = compare(workdir, "new.yaml", "--format", "json", "--since", "2026-11-04",
+                     "--until", "2026-11-09T06:00:00Z")
     doc = json.loads(result.stdout)
     assert doc["issues"] == 4  # B, C, E, G
     assert [f["key"] for f in doc["flips"]] == ["C", "G"]
@@ -154,7 +160,8 @@ def test_compare_table_shows_changes_and_flips(workdir: Path) -> None:
     p1_fr = [line for line in out.splitlines() if "P1" in line and "first_response" in line and "%" in line]
     assert p1_fr and "100.0%" in p1_fr[0] and "33.3%" in p1_fr[0] and "-66.7 pp" in p1_fr[0] and "+2" in p1_fr[0]
     assert "4 outcomes flip" in out
-    assert any("G" in line and "running (24h of 40h)" in line and "breached (24h of 16h)" in line for line in out.splitlines())
+    assert any("G" in line and "running (24h of 40h)" in line and "breached (24h of 16h)" in line
+               for line in out.splitlines())
 
 
 def test_compare_table_lists_at_most_limit_flips(workdir: Path) -> None:
@@ -181,7 +188,8 @@ def test_builder_counts_an_issue_under_the_level_each_policy_gives_it() -> None:
 def test_bad_policy_file_stops_compare_with_file_line(workdir: Path) -> None:
     bad = workdir / "bad.yaml"
     bad.write_text(NEW.replace("resolution: 16h", "resolution: soon"), encoding="utf-8")
-    result = run_cli("compare", str(workdir / "old.yaml"), str(bad), "--input", str(workdir / "issues.jsonl"), "--now", NOW)
+    result = run_cli("compare", str(workdir / "old.yaml"), str(bad), "--input", str(workdir / "issues.jsonl"),
+                     "--now", NOW)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert f"{bad}:6:" in result.stderr  # P2's line

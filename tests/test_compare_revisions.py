@@ -73,13 +73,15 @@ CASES = [
      {"first_response": 1800, "resolution": 28800}),
     ("a_second_before_the_instant", "2027-03-01T07:59:59Z", "Urgent",
      {"first_response": 1800, "workaround": 14400, "resolution": 28800}),
-    ("unchanged_level_keeps_its_targets", "2027-02-01T00:00:00Z", "Low", {"first_response": 14400, "resolution": 144000}),
+    ("unchanged_level_keeps_its_targets", "2027-02-01T00:00:00Z", "Low",
+     {"first_response": 14400, "resolution": 144000}),
     ("changed_level", "2027-06-01T00:00:00Z", "Low", {"first_response": 14400, "resolution": 57600}),
 ]
 
 
 @pytest.mark.parametrize(("created", "priority", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_an_issue_is_held_to_the_revision_in_force_when_created(created: str, priority: str, expected: dict[str, int]) -> None:
+def test_an_issue_is_held_to_the_revision_in_force_when_created(created: str, priority: str,
+                                                                expected: dict[str, int]) -> None:
     assert targets(created, priority) == expected
 
 
@@ -222,7 +224,8 @@ def test_check_accepts_revisions_and_rejects_bad_ones_with_file_line_col(tmp_pat
     done = run_cli("check", str(bad))
     assert done.returncode == 2
     # HEAD has 18 lines; the second effective_from is the 4th line of the block
-    assert re.search(rf"^{re.escape(str(bad))}:22:\d+: revisions\[1\]\.effective_from: ", done.stdout, re.MULTILINE), done.stdout
+    assert re.search(rf"^{re.escape(str(bad))}:22:\d+: revisions\[1\]\.effective_from: ", done.stdout,
+                     re.MULTILINE), done.stdout
 
 
 def test_an_escalation_on_a_metric_only_a_revision_sets_is_valid() -> None:

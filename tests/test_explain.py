@@ -119,7 +119,8 @@ def test_resolution_timeline_counts_working_time_until_resolved() -> None:
         ("2026-11-03T16:00:00Z", STORY_NOW, STOPPED, "Resolved", 7 * H, False),
     ]
     res = story(expl, "resolution").state
-    assert (res.state.value, res.elapsed_s, res.due_at, iso(res.stopped_at)) == ("met", 7 * H, None, "2026-11-03T16:00:00Z")
+    assert (res.state.value, res.elapsed_s, res.due_at, iso(res.stopped_at)) == (
+        "met", 7 * H, None, "2026-11-03T16:00:00Z")
 
 
 def test_compact_gives_one_segment_per_status_and_side_of_the_breach() -> None:
@@ -159,7 +160,8 @@ def test_a_breach_inside_working_time_splits_the_segment() -> None:
 def test_a_reopened_issue_runs_again_after_the_resolved_stretch() -> None:
     item = issue_from_json(issue_json(
         "2026-11-02T09:00:00Z", "In Progress", priority="High",
-        events=[status("2026-11-02T10:00:00Z", "New", "Resolved"), status("2026-11-02T11:00:00Z", "Resolved", "In Progress")],
+        events=[status("2026-11-02T10:00:00Z", "New", "Resolved"),
+                status("2026-11-02T11:00:00Z", "Resolved", "In Progress")],
     ))
     expl = explain(item, PLAIN, ts("2026-11-02T12:30:00Z"))
     assert segs(expl, "resolution") == [
@@ -199,7 +201,8 @@ RULES = [
 
 
 @pytest.mark.parametrize(("keys", "matched", "tried"), [r[1:] for r in RULES], ids=[r[0] for r in RULES])
-def test_explain_says_which_rule_matched_and_why(keys: dict[str, Any], matched: tuple[int, str], tried: list[Any]) -> None:
+def test_explain_says_which_rule_matched_and_why(keys: dict[str, Any], matched: tuple[int, str],
+                                                 tried: list[Any]) -> None:
     item = issue_from_json({**issue_json("2026-11-02T09:00:00Z"), **keys})
     expl = explain(item, PLAIN, ts("2026-11-02T10:00:00Z"))
     assert (expl.rule, expl.level) == matched
@@ -309,8 +312,8 @@ def test_explain_command_prints_rule_and_timelines(workdir: Path) -> None:
     assert ("first_response: breached, target 2h, elapsed 3h, breached at 2026-11-02 15:00:00 UTC (15:00:00Z), "
             "stopped at 2026-11-03 11:00:00 UTC (11:00:00Z)") in lines
     # the same pause in each of the three metrics, 2 h elapsed before it
-    assert lines.count("  2026-11-02 15:00:00 UTC (15:00:00Z) -> 2026-11-03 10:00:00 UTC (10:00:00Z)  paused (Feedback); "
-                       "elapsed 2h") == 3
+    assert lines.count("  2026-11-02 15:00:00 UTC (15:00:00Z) -> 2026-11-03 10:00:00 UTC (10:00:00Z)  "
+                       "paused (Feedback); elapsed 2h") == 3
     assert "resolution: met, target 16h, elapsed 7h, stopped at 2026-11-03 16:00:00 UTC (16:00:00Z)" in lines
 
 

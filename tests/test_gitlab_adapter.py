@@ -63,7 +63,8 @@ def fake() -> Iterator[GitLabFake]:
     gl.close()
 
 
-def make(fake: GitLabFake, *, sleeps: Sleeps | None = None, secret: str = TOKEN, users: tuple[str, ...] = ("alice", "carol"),
+def make(fake: GitLabFake, *, sleeps: Sleeps | None = None, secret: str = TOKEN,
+         users: tuple[str, ...] = ("alice", "carol"),
          groups: tuple[str, ...] = ("support",), **spec: Any) -> GitLabTracker:
     data = {"kind": "gitlab", "url": fake.url, "project": PROJECT, "api_key_env": "GL_TEST_TOKEN",
             "status_labels": "status::", "priority_labels": "priority::", "timeout": 2, **spec}
@@ -88,7 +89,8 @@ def test_history_maps_to_comment_status_priority_and_label_events(fake: GitLabFa
     fake.add_note(PROJECT, iid, "Still down for us", by="erin", at=at("2026-11-02T08:10:00"))
     fake.add_note(PROJECT, iid, "Looking at the logs", by="bob", at=at("2026-11-02T08:15:00"), internal=True)
     fake.add_note(PROJECT, iid, "We are on it", by="alice", at=at("2026-11-02T08:20:00"))
-    fake.add_note(PROJECT, iid, "changed due date to November 3, 2026", by="alice", at=at("2026-11-02T08:25:00"), system=True)
+    fake.add_note(PROJECT, iid, "changed due date to November 3, 2026", by="alice", at=at("2026-11-02T08:25:00"),
+                  system=True)
     fake.change_labels(PROJECT, iid, add=["status::waiting"], by="alice", at=at("2026-11-02T08:30:00"))
     fake.add_note(PROJECT, iid, "SLA: escalated", by="sla-sync", at=at("2026-11-02T08:40:00"))
     fake.change_labels(PROJECT, iid, add=["status::in-progress"], by="alice", at=at("2026-11-02T09:00:00"))
@@ -120,7 +122,8 @@ def test_history_maps_to_comment_status_priority_and_label_events(fake: GitLabFa
         (ts("2026-11-02T08:00:00Z"), None, "2"),
         (ts("2026-11-02T09:30:00Z"), "2", "1"),
     ]
-    assert [(e.at, e.field, e.from_, e.to, e.author) for e in events if e.kind == "field" and e.field != "priority"] == [
+    assert [(e.at, e.field, e.from_, e.to, e.author) for e in events
+            if e.kind == "field" and e.field != "priority"] == [
         (ts("2026-11-02T08:25:00Z"), "due_date", None, "2026-11-03", "alice"),  # from the system note
     ]
     assert [(e.at, e.added, e.removed, e.author) for e in events if e.kind == "label"] == [
@@ -195,7 +198,8 @@ def test_the_fetch_reads_open_and_recently_updated_issues_once_and_history_only_
 
 def test_long_lists_are_read_page_by_page(fake: GitLabFake) -> None:
     for i in range(130):
-        fake.create_issue(PROJECT, f"issue {i}", author="erin", created_at=at("2026-11-01T00:00:00"), record_labels=False)
+        fake.create_issue(PROJECT, f"issue {i}", author="erin", created_at=at("2026-11-01T00:00:00"),
+                          record_labels=False)
     fetched = make(fake).fetch(None, {})
     assert len({t.issue.key for t in fetched.issues}) == 130
     assert count(fake, "GET", ISSUES) == 2  # 100 + 30
@@ -567,7 +571,8 @@ def test_when_the_notes_cannot_be_read_back_the_note_is_not_risked_twice(fake: G
 
 def test_a_failure_between_note_and_labels_never_duplicates_the_note(fake: GitLabFake, tmp_path: Path) -> None:
     store = Store(str(tmp_path / "s.sqlite"))
-    iid = fake.create_issue(PROJECT, "Down", author="erin", created_at=at("2026-11-02T08:00:00"), labels=["priority::1"])
+    iid = fake.create_issue(PROJECT, "Down", author="erin", created_at=at("2026-11-02T08:00:00"),
+                            labels=["priority::1"])
     fake.fail(500, times=10, method="PUT")  # every attempt at the labels fails (max_attempts: 3)
     first = one_pass(fake, store, "2026-11-02T17:00:00Z")
     assert len(first.errors) == 1 and "writing the issue" in first.errors[0]
@@ -587,7 +592,8 @@ def test_a_failure_between_note_and_labels_never_duplicates_the_note(fake: GitLa
 def test_a_pass_killed_between_note_and_labels_never_duplicates_the_note(fake: GitLabFake, tmp_path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     store = Store(str(tmp_path / "s.sqlite"))
-    iid = fake.create_issue(PROJECT, "Down", author="erin", created_at=at("2026-11-02T08:00:00"), labels=["priority::1"])
+    iid = fake.create_issue(PROJECT, "Down", author="erin", created_at=at("2026-11-02T08:00:00"),
+                            labels=["priority::1"])
     doomed = pass_tracker(policy_for(fake))
 
     def killed(*args: Any) -> None:
@@ -608,7 +614,8 @@ def test_a_pass_killed_between_note_and_labels_never_duplicates_the_note(fake: G
 def test_a_forged_step_marker_in_a_guests_note_does_not_stop_sla_syncs_own_note(fake: GitLabFake,
                                                                                tmp_path: Path) -> None:
     store = Store(str(tmp_path / "s.sqlite"))
-    iid = fake.create_issue(PROJECT, "Down", author="erin", created_at=at("2026-11-02T08:00:00"), labels=["priority::1"])
+    iid = fake.create_issue(PROJECT, "Down", author="erin", created_at=at("2026-11-02T08:00:00"),
+                            labels=["priority::1"])
     # a Guest copies sla-sync's hidden marker into a public note: the note is hers, not sla-sync's
     fake.add_note(PROJECT, iid, "Still down!\n\n<!-- sla-sync: sla:escalated-1 -->", by="erin",
                   at=at("2026-11-02T09:00:00"))
@@ -653,10 +660,12 @@ def test_check_online_says_what_an_admin_must_add(fake: GitLabFake) -> None:
     tracker = make(fake, users=("alice", "ghost"), groups=("support", "night-shift"))
     todo = tracker.check(["sla:P1"], ["alice", "ghost", "support", "night-shift", "outsider", "l2-team"])
     assert todo == [
-        "create the user 'ghost' (a username; GitLab assigns and mentions users, not groups), or remove it from the policy",
+        "create the user 'ghost' (a username; GitLab assigns and mentions users, not groups), "
+        "or remove it from the policy",
         "create the group 'night-shift' or fix tracker.agents.groups",
         f"add the user 'outsider' to the project {PROJECT!r} (GitLab assigns members only)",
-        "create the user 'l2-team' (a username; GitLab assigns and mentions users, not groups), or remove it from the policy",
+        "create the user 'l2-team' (a username; GitLab assigns and mentions users, not groups), "
+        "or remove it from the policy",
     ]
 
 
@@ -667,7 +676,8 @@ def test_check_online_with_a_guest_token_asks_for_the_role_and_the_labels(fake: 
     fake.create_issue(PROJECT, "Bug", author="erin", created_at=at("2026-11-02T08:00:00"), labels=["sla:P1"])
     todo = make(fake, secret=fake.token_for("weak-bot")).check(["sla:P1", "sla:breached"], [])
     assert todo == [
-        "give the token's user at least the Reporter role in the project: sla-sync edits issues and writes internal notes",
+        "give the token's user at least the Reporter role in the project: "
+        "sla-sync edits issues and writes internal notes",
         "create the project labels sla:breached (GitLab creates missing labels on first use only for a user with "
         "at least the Reporter role)",
     ]
@@ -685,9 +695,11 @@ def test_the_fake_pages_like_gitlab(fake: GitLabFake) -> None:
     for i in range(5):
         fake.create_issue(PROJECT, f"issue {i}", author="erin", created_at=at(f"2026-11-02T0{i}:00:00"))
     url = f"{fake.url}/api/v4/projects/platform%2Fincidents/issues"
-    page = requests.get(url, params={"per_page": 2, "page": 2, "sort": "asc"}, headers={"PRIVATE-TOKEN": TOKEN}, timeout=5)
+    page = requests.get(url, params={"per_page": 2, "page": 2, "sort": "asc"}, headers={"PRIVATE-TOKEN": TOKEN},
+                        timeout=5)
     assert [i["iid"] for i in page.json()] == [3, 4]
-    assert {k: page.headers[k] for k in ("X-Page", "X-Per-Page", "X-Total", "X-Total-Pages", "X-Next-Page", "X-Prev-Page")} == {
+    assert {k: page.headers[k]
+            for k in ("X-Page", "X-Per-Page", "X-Total", "X-Total-Pages", "X-Next-Page", "X-Prev-Page")} == {
         "X-Page": "2", "X-Per-Page": "2", "X-Total": "5", "X-Total-Pages": "3", "X-Next-Page": "3", "X-Prev-Page": "1"}
     assert page.links["next"]["url"] == f"{url}?per_page=2&sort=asc&page=3"
 
@@ -713,7 +725,8 @@ def test_the_fake_records_changes_made_through_put(fake: GitLabFake) -> None:
     [
         ("GET", "/api/v4/user", "wrong", None, 401, {"message": "401 Unauthorized"}),
         ("GET", "/api/v4/projects/nope%2Fnope", TOKEN, None, 404, {"message": "404 Project Not Found"}),
-        ("GET", "/api/v4/projects/platform%2Fincidents/issues/99", TOKEN, None, 404, {"message": "404 Issue Not Found"}),
+        ("GET", "/api/v4/projects/platform%2Fincidents/issues/99", TOKEN, None, 404,
+         {"message": "404 Issue Not Found"}),
         ("GET", "/api/v4/projects/platform%2Fincidents/issues?state=open", TOKEN, None, 400,
          {"error": "state does not have a valid value"}),
         ("PUT", "/api/v4/projects/platform%2Fincidents/issues/1", TOKEN, {"title": "x" * 256}, 422,

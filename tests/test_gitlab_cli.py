@@ -84,8 +84,8 @@ def people_notes(fake: GitLabFake, iid: int) -> list[tuple[str, bool]]:
     return [(n["body"], n["internal"]) for n in fake.issue(PROJECT, iid).notes if not n["system"]]
 
 
-def test_plan_then_run_writes_what_the_policy_says_and_a_second_run_nothing(setup: tuple[GitLabFake, Path, dict[str, str]],
-                                                                          tmp_path: Path) -> None:
+def test_plan_then_run_writes_what_the_policy_says_and_a_second_run_nothing(
+        setup: tuple[GitLabFake, Path, dict[str, str]], tmp_path: Path) -> None:
     fake, policy, env = setup
     a, b, c, d = seed(fake)
     state = str(tmp_path / "state.sqlite")
@@ -142,7 +142,8 @@ def test_check_online_passes_and_names_a_missing_user(setup: tuple[GitLabFake, P
     assert fake.writes == 0
 
 
-def test_a_wrong_token_is_a_clear_message_and_exit_2(setup: tuple[GitLabFake, Path, dict[str, str]], tmp_path: Path) -> None:
+def test_a_wrong_token_is_a_clear_message_and_exit_2(setup: tuple[GitLabFake, Path, dict[str, str]],
+                                                     tmp_path: Path) -> None:
     fake, policy, env = setup
     seed(fake)
     done = sla_sync({**env, "GITLAB_TOKEN": "glpat-not-the-token"}, "run", str(policy), "--now", NOW,

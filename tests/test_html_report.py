@@ -214,7 +214,8 @@ class Browser:
                 found.append("console: " + " ".join(str(a.get("value")) for a in params.get("args", [])))
             elif method == "Runtime.exceptionThrown":
                 details = params.get("exceptionDetails", {})
-                found.append("exception: " + str(details.get("exception", {}).get("description") or details.get("text")))
+                found.append("exception: "
+                             + str(details.get("exception", {}).get("description") or details.get("text")))
             elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
                 found.append("log: " + str(params["entry"].get("text")))
         return found

@@ -127,7 +127,8 @@ def test_search_pages_through_every_open_issue(fake: JiraFake) -> None:
     ("Asia/Kolkata", "2026-11-02 20:32"),  # UTC+5:30
     ("UTC", "2026-11-02 15:02"),
 ])
-def test_the_cursor_is_written_in_the_api_users_timezone(zone: str, expected: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_cursor_is_written_in_the_api_users_timezone(zone: str, expected: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(USER_ENV, "sla-bot@example.com")
     fake = build_fake(True, timezone=zone)
     try:
@@ -139,7 +140,8 @@ def test_the_cursor_is_written_in_the_api_users_timezone(zone: str, expected: st
         fetched = tracker(fake).fetch(since, {})
 
         jql = next(r.arg("jql") for r in fake.log if r.path.endswith("/search/jql"))
-        assert jql == f'project = "SD" AND (statusCategory != Done OR updated >= "{expected}") ORDER BY updated ASC, key ASC'
+        assert jql == (f'project = "SD" AND (statusCategory != Done OR updated >= "{expected}") '
+                       'ORDER BY updated ASC, key ASC')
         assert [(t.issue.key, t.open) for t in fetched.issues] == [(inside, False)]
     finally:
         fake.close()
@@ -162,7 +164,8 @@ def test_a_truncated_changelog_is_read_in_full_and_only_then(monkeypatch: pytest
         fake = build_fake(cloud, changelog_cap=3)
         try:
             long = fake.create_issue("SD", "five changes", created=at("2026-11-02T08:00:00"), by="erin")
-            for n, status in enumerate(["In Progress", "Waiting for customer", "In Progress", "Pending", "In Progress"]):
+            for n, status in enumerate(["In Progress", "Waiting for customer", "In Progress", "Pending",
+                                        "In Progress"]):
                 fake.transition(long, status, at=at(f"2026-11-02T09:0{n}:00"), by="alice")
             short = fake.create_issue("SD", "two changes", created=at("2026-11-02T08:00:00"), by="erin")
             fake.transition(short, "In Progress", at=at("2026-11-02T10:00:00"), by="alice")
@@ -178,7 +181,8 @@ def test_a_truncated_changelog_is_read_in_full_and_only_then(monkeypatch: pytest
             assert first.refetched == 2
             if cloud:  # the changelog endpoint, once, for the truncated issue only
                 assert fake.count("GET", "/changelog") == 1
-                assert [r.path for r in fake.log if r.path.endswith("/changelog")] == [f"/rest/api/2/issue/{long}/changelog"]
+                assert [r.path for r in fake.log if r.path.endswith("/changelog")] == [
+                    f"/rest/api/2/issue/{long}/changelog"]
             else:  # Data Center: the issue itself with expand=changelog
                 assert [r.path for r in fake.log if "/issue/" in r.path] == [f"/rest/api/2/issue/{long}"]
 
@@ -311,7 +315,8 @@ def test_each_kind_of_write_back_lands(fake: JiraFake) -> None:
     assert issue.custom[DUE] == at("2026-11-05T14:30:00")
     assert issue.labels == ["customer-x", "sla:P1", "sla:escalated-1"]
     assert issue.assignee == "manager" and issue.watchers == {"manager"}
-    assert [(c.body, c.public) for c in issue.comments] == [("Escalated to the manager.", False), ("We are on it.", True)]
+    assert [(c.body, c.public) for c in issue.comments] == [("Escalated to the manager.", False),
+                                                            ("We are on it.", True)]
     assert issue.comments[0].properties == [{"key": "sd.public.comment", "value": {"internal": True}},
                                             {"key": "sla-sync.step", "value": {"step": 1}}]
     assert {h.author for h in issue.histories} == {fake.api_user}
@@ -451,7 +456,8 @@ def test_a_due_date_a_person_changed_is_kept(fake: JiraFake, tmp_path: Path) -> 
     assert fake.writes == 0
 
 
-def test_the_step_comment_is_posted_once_across_a_failure_between_comment_and_label(fake: JiraFake, tmp_path: Path) -> None:
+def test_the_step_comment_is_posted_once_across_a_failure_between_comment_and_label(fake: JiraFake,
+                                                                                    tmp_path: Path) -> None:
     store = Store(str(tmp_path / "s.sqlite"))
     key = fake.create_issue("SD", "Checkout down", created=at("2026-11-02T08:00:00"), by="erin", priority="Highest")
     fake.fail_next(Fault(status=503, method="PUT"), times=3)  # the label write fails for good

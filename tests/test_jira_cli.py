@@ -195,10 +195,12 @@ def test_check_online_says_what_an_admin_must_add(tmp_path: Path) -> None:
         done = sla_sync("check", "--online", str(policy), check=False)
 
         assert done.returncode == 2
-        lines = [line.removeprefix(f"{policy}: tracker: ") for line in done.stdout.splitlines() if ": tracker: " in line]
+        lines = [line.removeprefix(f"{policy}: tracker: ") for line in done.stdout.splitlines()
+                 if ": tracker: " in line]
         assert lines == [
             "create a custom field of type Date Time Picker for the exact due instant and add it to the edit screen "
-            "of project 'SD', then set tracker.due_field to its id (it is 'customfield_10050' now, which does not exist)",
+            "of project 'SD', then set tracker.due_field to its id "
+            "(it is 'customfield_10050' now, which does not exist)",
             "create the user 'service-desk-lead' or fix its name in the policy (Jira by e-mail address, accountId or "
             "display name), or remove it from the policy",
         ]

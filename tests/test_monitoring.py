@@ -54,7 +54,8 @@ def promtool() -> Path:
         pytest.skip(f"promtool cannot be had here: {exc}")
 
 
-def run_promtool(promtool: Path, *args: str, stdin: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run_promtool(promtool: Path, *args: str, stdin: str | None = None,
+                 cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(promtool), *args], input=stdin, capture_output=True, text=True, timeout=120,
                           cwd=cwd, check=False)
 
@@ -212,7 +213,8 @@ def test_the_alert_rules_pass_their_unit_tests(promtool: Path) -> None:
          "SlaSyncPassesRefused"),
     ],
 )
-def test_the_unit_tests_catch_a_broken_rule(promtool: Path, tmp_path: Path, change: tuple[str, str], failing: str) -> None:
+def test_the_unit_tests_catch_a_broken_rule(promtool: Path, tmp_path: Path, change: tuple[str, str],
+                                            failing: str) -> None:
     text = ALERTS.read_text(encoding="utf-8")
     assert change[0] in text
     (tmp_path / "alerts.yaml").write_text(text.replace(*change), encoding="utf-8")
@@ -378,7 +380,8 @@ def test_real_metrics_files_hold_what_the_rules_and_the_dashboard_read(real_metr
     (policy,) = {labels["policy"] for labels in wrote["sla_sync_pass_duration_seconds"]}
     for failed, kind in ((refused, "locked"), (auth, "auth")):
         assert "sla_sync_last_success_timestamp_seconds" not in failed
-        assert failed["sla_sync_errors_total"] == failed["sla_sync_errors_created"] == [{"policy": policy, "kind": kind}]
+        assert failed["sla_sync_errors_total"] == failed["sla_sync_errors_created"] == [
+            {"policy": policy, "kind": kind}]
         assert "sla_sync_pass_duration_seconds" in failed
 
 

@@ -36,8 +36,8 @@ T0 = 1_793_610_000  # 2026-11-02T09:00:00Z (10:00 in Madrid)
 
 def metric(name: str, state: State, elapsed: int, target: int, *, due: int | None = None,
            stopped: int | None = None, at_risk: bool = False) -> SlaState:
-    return SlaState(name, state, at_risk, target, elapsed, target - elapsed, due, due if state is State.BREACHED else None,
-                    stopped)
+    return SlaState(name, state, at_risk, target, elapsed, target - elapsed, due,
+                    due if state is State.BREACHED else None, stopped)
 
 
 def sla(*metrics: SlaState, level: str = "P1") -> IssueSla:
@@ -69,7 +69,8 @@ DUE_DATE = "2026-11-02"  # T0 + 6h = 15:00 UTC = 16:00 Madrid, same day
          Observed(DUE_DATE, frozenset({"sla:P1"})), Written(DUE_DATE), [Change("add_labels", values=("sla:at-risk",))]),
         ("step 1: watchers, its labels and its marker", sla(RUNNING_5H), Observed("2026-11-02", frozenset({"sla:P1"})),
          Written("2026-11-02"),
-         [Change("add_labels", values=("escalated", "sla:escalated-1")), Change("watchers", values=("manager",), step=1)]),
+         [Change("add_labels", values=("escalated", "sla:escalated-1")),
+          Change("watchers", values=("manager",), step=1)]),
         ("a marker sla-sync did not set is no proof: the step fires and the marker comes off", sla(RUNNING_5H),
          Observed("2026-11-02", frozenset({"sla:P1", "escalated", "sla:escalated-1"})), Written("2026-11-02"),
          [Change("remove_labels", values=("sla:escalated-1",)), Change("watchers", values=("manager",), step=1)]),
@@ -122,7 +123,8 @@ FORGED = "forged or manual marker sla:escalated-1 ignored (sla-sync did not set 
         ("fired, marker removed by a person: put back, nothing fires", {1}, frozenset({"sla:P1", "escalated"}),
          RUNNING_5H, [Change("add_labels", values=("sla:escalated-1",))], []),
         ("not fired, due, no marker: the actions and the marker", set(), frozenset({"sla:P1"}), RUNNING_5H,
-         [Change("add_labels", values=("escalated", "sla:escalated-1")), Change("watchers", values=("manager",), step=1)],
+         [Change("add_labels", values=("escalated", "sla:escalated-1")),
+          Change("watchers", values=("manager",), step=1)],
          []),
         ("not fired, due, forged marker: the actions, the marker off, reported", set(), ON_ISSUE, RUNNING_5H,
          [Change("remove_labels", values=("sla:escalated-1",)), Change("watchers", values=("manager",), step=1)],

@@ -633,7 +633,8 @@ def test_check_refuses_an_alias_bomb_at_once_and_in_little_memory(tmp_path: Path
 def test_aliases_within_the_limits_are_read_as_written() -> None:
     text = variant(
         '    hours:\n      mon: ["09:00-13:00", "14:00-18:00"]\n      fri: ["09:00-15:00"]\n',
-        '    hours: &week\n      mon: &day ["09:00-13:00", "14:00-18:00"]\n      tue: *day\n      fri: ["09:00-15:00"]\n',
+        '    hours: &week\n      mon: &day ["09:00-13:00", "14:00-18:00"]\n'
+        '      tue: *day\n      fri: ["09:00-15:00"]\n',
     ).replace("    hours: 24x7\n", "    hours: *week\n")
     policy = parse_policy(text, "aliases.yaml")
     assert policy.spec.calendars["always"].hours == policy.spec.calendars["office"].hours

@@ -186,7 +186,8 @@ def test_a_wrong_api_key_is_one_line_and_exit_2(setup: Any, tmp_path: Path) -> N
     done = sla_sync({**env, "REDMINE_API_KEY": "not-the-key"}, "run", str(policy), "--now", NOW,
                     "--state", str(tmp_path / "s.sqlite"), check=False)
     assert done.returncode == 2
-    assert done.stderr.strip() == f"sla-sync: authentication failed for {redmine.proxy.url}: check the API key and that the REST API is enabled"
+    assert done.stderr.strip() == (f"sla-sync: authentication failed for {redmine.proxy.url}: "
+                                   "check the API key and that the REST API is enabled")
     assert "not-the-key" not in done.stderr + done.stdout
 
 

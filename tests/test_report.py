@@ -204,7 +204,8 @@ def test_json_report_has_exactly_the_documented_keys(workdir: Path) -> None:
         assert list(group) == ["opened", "solved", "at_risk_open", "csat", "metrics"]
         assert list(group["csat"]) == ["answers", "average"]
         for m in group["metrics"].values():
-            assert list(m) == ["met", "breached", "running", "paused", "compliance", "median_elapsed_s", "p90_elapsed_s"]
+            assert list(m) == ["met", "breached", "running", "paused", "compliance",
+                               "median_elapsed_s", "p90_elapsed_s"]
 
 
 def test_unmapped_csat_value_is_reported_on_stderr(workdir: Path) -> None:
@@ -305,7 +306,8 @@ GROUPINGS = [
 
 
 @pytest.mark.parametrize(("group_by", "extras", "expected"), GROUPINGS, ids=[g[0] for g in GROUPINGS])
-def test_group_by_puts_each_issue_in_its_group(group_by: str, extras: list[dict[str, Any]], expected: dict[str, int]) -> None:
+def test_group_by_puts_each_issue_in_its_group(group_by: str, extras: list[dict[str, Any]],
+                                               expected: dict[str, int]) -> None:
     records = [issue(f"G{i}", "2026-11-03T09:00:00Z", "New", **extra) for i, extra in enumerate(extras)]
     result = build(records, group_by).result()
     assert {name: g.opened for name, g in result.groups.items()} == expected
@@ -403,7 +405,8 @@ def test_csv_has_a_row_per_group_and_metric_and_the_total(workdir: Path) -> None
         ("(total)", "first_response"), ("(total)", "resolution"),
     ]
     total_res = rows[-1]
-    assert (total_res["opened"], total_res["met"], total_res["breached"], total_res["compliance"]) == ("9", "4", "3", "0.5714")
+    assert (total_res["opened"], total_res["met"], total_res["breached"], total_res["compliance"]) == (
+        "9", "4", "3", "0.5714")
     assert rows[2]["csat_average"] == "1.0" and rows[0]["csat_average"] == "4.5"
     assert rows[0]["median_elapsed_s"] == "1800" and rows[0]["p90_elapsed_s"] == "7200"
 
@@ -430,13 +433,15 @@ def test_output_file_is_written_and_stdout_stays_empty(workdir: Path) -> None:
 
 BAD = [
     # (id, extra arguments, a piece of the message)
-    ("unknown_group_by", ["--group-by", "colour"], "--group-by 'colour': use one of level, assignee, month, milestone, type"),
+    ("unknown_group_by", ["--group-by", "colour"],
+     "--group-by 'colour': use one of level, assignee, month, milestone, type"),
     ("unknown_format", ["--format", "pdf"], "--format 'pdf': use one of table, csv, json, html"),
     ("since_a_word", ["--since", "last week"], "--since 'last week'"),
     ("since_without_timezone", ["--since", "2026-11-02T00:00:00"], "has no timezone"),
     ("until_bad_month", ["--until", "2026-13-01"], "--until '2026-13-01'"),
     ("bad_now", ["--now", "tomorrow"], "--now"),
-    ("since_after_until", ["--since", "2026-11-06", "--until", "2026-11-02"], "--since 2026-11-06 is not before --until 2026-11-02"),
+    ("since_after_until", ["--since", "2026-11-06", "--until", "2026-11-02"],
+     "--since 2026-11-06 is not before --until 2026-11-02"),
     ("since_after_now", ["--since", "2030-01-01"], "is not before --now (2026-11-06T12:00:00Z, the default --until)"),
 ]
 

@@ -211,7 +211,8 @@ def corrupt_pages(path: Path) -> None:
 
 def make_store_with_issues(path: Path) -> None:
     store = Store(str(path))
-    store.remember("hostile", [(f"v{i}", replace(ISSUE, key=f"SUP-{i}", title="x" * 200), Written()) for i in range(200)])
+    store.remember("hostile", [(f"v{i}", replace(ISSUE, key=f"SUP-{i}", title="x" * 200), Written())
+                               for i in range(200)])
     store.set_cursor("hostile", 1)
     store.close()
 

@@ -983,7 +983,8 @@ calendars:
     holidays: [2026-12-25]
   office:
     timezone: UTC
-    hours: {mon: ["09:00-17:00"], tue: ["09:00-17:00"], wed: ["09:00-17:00"], thu: ["09:00-17:00"], fri: ["09:00-17:00"]}
+    hours: {mon: ["09:00-17:00"], tue: ["09:00-17:00"], wed: ["09:00-17:00"], \
+thu: ["09:00-17:00"], fri: ["09:00-17:00"]}
 levels:
   SPARSE: {calendar: sparse, first_response: 100000h, resolution: 2m}
   LONG: {calendar: holidays_only_off, resolution: 100000h}

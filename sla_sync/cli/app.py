@@ -55,7 +55,9 @@ BUILTIN_KINDS = ("redmine", "gitlab", "jira")
 
 StateOpt = Annotated[
     str | None,
-    typer.Option("--state", help="State store: an SQLite file or a postgresql:// URL. Default: $SLA_SYNC_STATE or ~/.local/state/sla-sync/state.sqlite."),
+    typer.Option("--state",
+                 help="State store: an SQLite file or a postgresql:// URL. "
+                      "Default: $SLA_SYNC_STATE or ~/.local/state/sla-sync/state.sqlite."),
 ]
 NowOpt = Annotated[
     str | None, typer.Option(help="Pretend it is this instant (ISO 8601 with timezone), for simulations. Default: now.")
@@ -63,7 +65,9 @@ NowOpt = Annotated[
 LogFormatOpt = Annotated[str, typer.Option("--log-format", help="plain or json log lines on stderr")]
 InputOpt = Annotated[
     str | None,
-    typer.Option("--input", "-i", help="Neutral issues (JSON Lines, e.g. from `sla-sync export`); - for stdin. Default: fetch from the policy's tracker."),
+    typer.Option("--input", "-i",
+                 help="Neutral issues (JSON Lines, e.g. from `sla-sync export`); - for stdin. "
+                      "Default: fetch from the policy's tracker."),
 ]
 SinceOpt = Annotated[
     str | None, typer.Option(help="Only issues created at or after this date (YYYY-MM-DD, 00:00 UTC) or ISO instant.")
@@ -123,7 +127,9 @@ def parse_bound(value: str | None, flag: str) -> int | None:
     except NoTimezoneError:
         raise UserError(f"{flag} {value!r} has no timezone: add Z or an offset like +01:00, or write a date") from None
     except ValueError:
-        raise UserError(f"{flag} {value!r}: write a date like 2026-11-01 or an instant like 2026-11-01T00:00:00Z") from None
+        raise UserError(
+            f"{flag} {value!r}: write a date like 2026-11-01 or an instant like 2026-11-01T00:00:00Z"
+        ) from None
 
 
 def period_of(since: str | None, until: str | None, now: int) -> Period:

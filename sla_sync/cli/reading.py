@@ -149,7 +149,8 @@ def find_issue(policy: Policy, input_name: str | None, key: str) -> Issue:
 
 @app.command()
 def explain(
-    key: Annotated[str, typer.Argument(metavar="KEY", help="The issue's key, e.g. SUP-42 (Redmine: the number).", show_default=False)],
+    key: Annotated[str, typer.Argument(metavar="KEY", help="The issue's key, e.g. SUP-42 (Redmine: the number).",
+                                       show_default=False)],
     policy_path: PolicyOpt,
     input_name: InputOpt = None,
     now: NowOpt = None,

@@ -52,7 +52,8 @@ def print_plan(result: PassResult, fmt: str) -> None:
         out(json.dumps(doc, indent=2))
         return
     console = Console()
-    table = Table(title=f"{result.policy}: {len(result.changed)} of {result.fetched} issues need changes", title_justify="left")
+    table = Table(title=f"{result.policy}: {len(result.changed)} of {result.fetched} issues need changes",
+                  title_justify="left")
     table.add_column("issue")
     table.add_column("level")
     table.add_column("changes")
@@ -131,7 +132,8 @@ def compare_tables(c: Comparison, console: Console, limit: int) -> None:
     console.print(f"{c.issues} issues, clocks as of {iso_utc(c.now)}: [bold]{escape(c.old_policy)}[/bold] (old) "
                   f"vs [bold]{escape(c.new_policy)}[/bold] (new)")
     table = Table(title="compliance and breaches per level and metric", title_justify="left")
-    for column in ("level", "metric", "old compliance", "new compliance", "change", "old breached", "new breached", "change"):
+    for column in ("level", "metric", "old compliance", "new compliance", "change",
+                   "old breached", "new breached", "change"):
         table.add_column(column, justify="left" if column in ("level", "metric") else "right")
     for r in c.rows:
         change = "-" if r.compliance_change is None else f"{r.compliance_change * 100:+.1f} pp"
@@ -148,8 +150,10 @@ def compare_tables(c: Comparison, console: Console, limit: int) -> None:
     for f in c.flips[:limit]:
         flips.add_row(
             escape(f.key), f.metric,
-            f"{escape(f.old_level)} {f.old_state} ({format_duration(f.old_elapsed_s)} of {format_duration(f.old_target_s)})",
-            f"{escape(f.new_level)} {f.new_state} ({format_duration(f.new_elapsed_s)} of {format_duration(f.new_target_s)})",
+            f"{escape(f.old_level)} {f.old_state} "
+            f"({format_duration(f.old_elapsed_s)} of {format_duration(f.old_target_s)})",
+            f"{escape(f.new_level)} {f.new_state} "
+            f"({format_duration(f.new_elapsed_s)} of {format_duration(f.new_target_s)})",
         )
     console.print(flips)
     if len(c.flips) > limit:

@@ -184,7 +184,8 @@ def plan(
 
 @app.command()
 def run(
-    policy_paths: Annotated[list[Path], typer.Argument(metavar="POLICY...", help="Policy files (each with a tracker section).")],
+    policy_paths: Annotated[list[Path],
+                            typer.Argument(metavar="POLICY...", help="Policy files (each with a tracker section).")],
     now: NowOpt = None,
     state: StateOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show the plan (same as `sla-sync plan`).")] = False,
@@ -218,11 +219,13 @@ def run(
 
 @app.command()
 def watch(
-    policy_paths: Annotated[list[Path], typer.Argument(metavar="POLICY...", help="Policy files (each with a tracker section).")],
+    policy_paths: Annotated[list[Path],
+                            typer.Argument(metavar="POLICY...", help="Policy files (each with a tracker section).")],
     every: Annotated[str, typer.Option(help="Time between passes: 30s, 5m, 1h.")] = "5m",
     now: NowOpt = None,
     state: StateOpt = None,
-    passes: Annotated[int | None, typer.Option(help="Stop after this many passes (default: run until stopped).")] = None,
+    passes: Annotated[int | None,
+                      typer.Option(help="Stop after this many passes (default: run until stopped).")] = None,
     metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus metrics on this port at /metrics.")] = None,
     metrics_addr: Annotated[str, typer.Option(help="Address for --metrics-port.")] = "0.0.0.0",
     log_format: LogFormatOpt = "plain",

@@ -62,7 +62,8 @@ class MemoryHarness:
     def tracker(self, policy: Policy, sleep: Callable[[float], None] | None = None) -> Tracker:
         spec = policy.tracker
         assert spec is not None and spec.agents is not None
-        options = AdapterOptions(agents_users=tuple(spec.agents.users), sleep=sleep if sleep is not None else (lambda _s: None),
+        options = AdapterOptions(agents_users=tuple(spec.agents.users),
+                                 sleep=sleep if sleep is not None else (lambda _s: None),
                                  max_wait=spec.max_wait)
         return MemoryTracker(self.memory, url=spec.url, project=spec.project, secret=os.environ[TOKEN_ENV],
                              options=options, attempts=spec.max_attempts)

@@ -106,7 +106,8 @@ class RedmineHarness:
         assert self.observe(key).labels >= set(labels), "the customer could not set the SLA field"
 
     def set_assignee(self, key: str, login: str | None, *, by: str = "alice") -> None:
-        ids = {**{k: v["id"] for k, v in self.fx["users"].items()}, **{k: v["id"] for k, v in self.fx["groups"].items()}}
+        ids = {**{k: v["id"] for k, v in self.fx["users"].items()},
+               **{k: v["id"] for k, v in self.fx["groups"].items()}}
         self._put(key, by, {"assigned_to_id": ids[login] if login else ""})
 
     # -- reading back ------------------------------------------------------------

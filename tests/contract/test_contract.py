@@ -201,7 +201,8 @@ def test_a_failed_fetch_writes_nothing(harness: Any, state_url: str, tmp_path: P
     assert harness.observe(key).labels == frozenset()
 
 
-def test_a_lost_answer_to_the_escalation_write_never_duplicates_the_note(harness: Any, state_url: str, tmp_path: Path) -> None:
+def test_a_lost_answer_to_the_escalation_write_never_duplicates_the_note(harness: Any, state_url: str,
+                                                                         tmp_path: Path) -> None:
     store = Store(state_url)
     key = harness.create_issue("Checkout down", priority="P1", created_at=at("2026-11-02T08:00:00"))
     harness.fail_next(502, method=harness.comment_method, after=True)
@@ -253,3 +254,16 @@ def test_markers_a_customer_forged_neither_stop_the_steps_nor_fire_them_twice(ha
     fresh = one_pass(harness, Store(str(tmp_path / "lost.sqlite")), "2026-11-02T17:15:00")
     assert [o.plan.changes for o in fresh.outcomes if o.plan.changes] == []  # the history says sla-sync fired them
     assert harness.notes(key) == [(BREACH_NOTE, True)]
+
+
+def test_a_due_date_a_person_changed_is_kept_after_the_store_is_lost(harness: Any, state_url: str,
+                                                                     tmp_path: Path) -> None:
+    key = harness.create_issue("Typo in invoice", priority="P3", created_at=at("2026-11-02T09:00:00"))
+    one_pass(harness, Store(state_url), "2026-11-02T10:00:00")
+    assert harness.observe(key).due_date == "2026-11-05"
+    harness.set_due_date(key, date(2026, 12, 24))
+    harness.comment(key, "Any news?", by="erin", public=True, at=at("2026-11-02T10:30:00"))  # the issue changes
+    fresh = one_pass(harness, Store(str(tmp_path / "lost.sqlite")), "2026-11-02T11:00:00")
+    assert harness.observe(key).due_date == "2026-12-24"  # the history says a person set it
+    assert [note for k, note in fresh.kept if k == key] == [
+        "due date set by hand to 2026-12-24 (not by sla-sync): kept"]

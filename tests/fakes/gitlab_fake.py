@@ -419,7 +419,8 @@ class GitLabFake(FakeServer):
               system: bool = False) -> dict[str, Any]:
         note = {
             "id": self._next("note", 300), "type": None, "body": body, "attachment": None,
-            "author": {**self._user_json(user), "email": f"{user.username}@example.com", "created_at": "2013-09-30T13:46:01Z"},
+            "author": {**self._user_json(user), "email": f"{user.username}@example.com",
+                       "created_at": "2013-09-30T13:46:01Z"},
             "created_at": stamp(at), "updated_at": stamp(at), "system": system,
             "noteable_id": issue.id, "noteable_type": "Issue", "project_id": proj.id, "noteable_iid": issue.iid,
             "resolvable": False, "confidential": internal, "internal": internal,
@@ -688,7 +689,8 @@ class GitLabFake(FakeServer):
         proj, issue = self._issue(request)
         data = {**{k: v[0] for k, v in request.query.items()}, **(request.json() or {})}
         if not any(k in data for k in self.UPDATABLE):
-            raise HttpError(400, "missing", body={"error": ", ".join(self.UPDATABLE) + " are missing, at least one parameter must be provided"})
+            raise HttpError(400, "missing", body={
+                "error": ", ".join(self.UPDATABLE) + " are missing, at least one parameter must be provided"})
         self._validate_update(data)
         me, at, before = self._me(), self.now, issue.updated_at
         if "title" in data and data["title"] != issue.title:

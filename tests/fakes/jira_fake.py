@@ -401,7 +401,8 @@ class JiraFake(FakeServer):
         if name is None:
             return None
         pid = str(self.priorities.index(name) + 1)
-        return {"self": f"{self.url}/rest/api/2/priority/{pid}", "iconUrl": f"{self.url}/images/icons/priorities/{pid}.svg",
+        return {"self": f"{self.url}/rest/api/2/priority/{pid}",
+                "iconUrl": f"{self.url}/images/icons/priorities/{pid}.svg",
                 "name": name, "id": pid}
 
     def _body(self, text: str, version: str) -> Any:
@@ -532,7 +533,8 @@ class JiraFake(FakeServer):
         ]
         for fid, f in self.custom_fields.items():
             number = fid.rsplit("_", 1)[1]
-            kind = {"option": "option", "string": "string", "number": "number", "sd-feedback": "sd-feedback"}.get(f.type, f.type)
+            kind = {"option": "option", "string": "string", "number": "number",
+                    "sd-feedback": "sd-feedback"}.get(f.type, f.type)
             out.append({"id": fid, "key": fid, "name": f.name, "custom": True, "orderable": True, "navigable": True,
                         "searchable": True, "clauseNames": [f"cf[{number}]", f.name],
                         "schema": {"type": kind, "custom": CUSTOM_TYPES[f.type], "customId": int(number)}})
@@ -559,7 +561,8 @@ class JiraFake(FakeServer):
             raise jira_error(400, "The provided next page token is invalid or expired.") from None
         size = self._page_size(request)
         page = found[start:start + size]
-        out: dict[str, Any] = {"issues": [self._issue_json(i, request, changelog_cap=self.changelog_cap, default_all=False)
+        out: dict[str, Any] = {"issues": [self._issue_json(i, request, changelog_cap=self.changelog_cap,
+                                                           default_all=False)
                                           for i in page]}
         if start + size < len(found):
             out["nextPageToken"] = base64.urlsafe_b64encode(str(start + size).encode()).decode().rstrip("=")
@@ -570,7 +573,8 @@ class JiraFake(FakeServer):
 
     def _search_dc(self, request: Request) -> Reply:
         if self.cloud:
-            raise jira_error(410, "The requested API has been removed. Please migrate to the /rest/api/3/search/jql API. "
+            raise jira_error(410, "The requested API has been removed. "
+                                  "Please migrate to the /rest/api/3/search/jql API. "
                                   "A full migration guideline is available at https://developer.atlassian.com/changelog/#CHANGE-2046")
         found = self._search(request)
         start = int(request.arg("startAt") or 0)
@@ -693,11 +697,13 @@ class JiraFake(FakeServer):
         start = int(request.arg("startAt") or 0)
         size = max(1, min(int(request.arg("maxResults") or 50), 50))
         page = members[start:start + size]
-        out: dict[str, Any] = {"self": f"{self._base(request)}/group/member?groupname={name}&startAt={start}&maxResults={size}",
+        out: dict[str, Any] = {"self": f"{self._base(request)}/group/member?groupname={name}&startAt={start}"
+                                       f"&maxResults={size}",
                                "maxResults": size, "startAt": start, "total": len(members),
                                "isLast": start + size >= len(members), "values": [self._user_json(m) for m in page]}
         if not out["isLast"]:
-            out["nextPage"] = f"{self._base(request)}/group/member?groupname={name}&startAt={start + size}&maxResults={size}"
+            out["nextPage"] = (f"{self._base(request)}/group/member?groupname={name}&startAt={start + size}"
+                               f"&maxResults={size}")
         return Reply(200, out)
 
     # -- editing ---------------------------------------------------------------------------------
@@ -767,7 +773,8 @@ class JiraFake(FakeServer):
             if isinstance(value, datetime):
                 return _utc(value)
             if not isinstance(value, str) or not JIRA_DATETIME.match(value):
-                raise ValueError("Invalid date format. Please enter the date in the format \"yyyy-MM-dd'T'HH:mm:ss.SSSZ\".")
+                raise ValueError("Invalid date format. "
+                                 "Please enter the date in the format \"yyyy-MM-dd'T'HH:mm:ss.SSSZ\".")
             return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%f%z").astimezone(UTC)
         if f.type == "option":
             return value.get("value") if isinstance(value, dict) else value
@@ -857,7 +864,8 @@ class JiraFake(FakeServer):
 
 # -- a small JQL subset --------------------------------------------------------------------------
 
-_TOKEN = re.compile(r"""\s*(?:(?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')|(?P<op>!=|>=|<=|=|>|<|\(|\)|,)|(?P<word>[^\s=!<>(),"']+))""")
+_TOKEN = re.compile(r"""\s*(?:(?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')|(?P<op>!=|>=|<=|=|>|<|\(|\)|,)|"""
+                    r"""(?P<word>[^\s=!<>(),"']+))""")
 _KEYWORDS = {"and", "or", "order", "by", "in", "not", "asc", "desc"}
 
 
@@ -879,7 +887,8 @@ class JqlQuery:
                 break
             m = _TOKEN.match(jql, pos)
             if not m:
-                raise jira_error(400, f"Error in the JQL Query: the character '{jql[pos]}' is a reserved JQL character.")
+                raise jira_error(400, f"Error in the JQL Query: the character '{jql[pos]}' "
+                                      "is a reserved JQL character.")
             kind = m.lastgroup or "word"
             text = m.group(kind)
             if kind == "str":

@@ -97,7 +97,8 @@ class Memory:
     """The tracker's state, its people's changes, and the API's requests."""
 
     def __init__(self, *, projects: Sequence[str] = ("helpdesk",), users: Iterable[str] = (), bot: str = "sla-sync",
-                 token: str = "memory-token-0123", closed: Iterable[str] = ("Resolved", "Closed"), now: int = 0) -> None:
+                 token: str = "memory-token-0123", closed: Iterable[str] = ("Resolved", "Closed"),
+                 now: int = 0) -> None:
         self.projects, self.bot, self.token = tuple(projects), bot, token
         self.users = {bot, *users}
         self.closed = frozenset(closed)  # the statuses that close an issue (the tracker's settings)
@@ -109,7 +110,8 @@ class Memory:
 
     # -- changes, by people or through the API -------------------------------------------
 
-    def create(self, title: str, *, priority: str, by: str, at: int, status: str = "New", project: str | None = None) -> str:
+    def create(self, title: str, *, priority: str, by: str, at: int, status: str = "New",
+               project: str | None = None) -> str:
         key = f"MEM-{next(self._numbers)}"
         self.now = max(self.now, at)
         self.issues[key] = Record(key, project or self.projects[0], title, by, at, status, priority, at)
@@ -131,7 +133,8 @@ class Memory:
             issue.history.append(Event(moment, "status", from_=issue.status, to=status, author=by))
             issue.status = status
 
-    def relabel(self, key: str, add: Iterable[str] = (), remove: Iterable[str] = (), *, by: str, at: int | None = None) -> None:
+    def relabel(self, key: str, add: Iterable[str] = (), remove: Iterable[str] = (), *, by: str,
+                at: int | None = None) -> None:
         labels = self.issues[key].labels
         added, removed = sorted(set(add) - labels), sorted(set(remove) & labels)
         if added or removed:
@@ -242,9 +245,11 @@ class MemoryTracker:
                                "try again later") from None
         except HttpStatus as exc:
             if exc.status == 401:
-                raise AuthError(f"authentication failed for {self.url}: check the token in tracker.api_key_env") from None
+                raise AuthError(f"authentication failed for {self.url}: "
+                                "check the token in tracker.api_key_env") from None
             if exc.status == 404:
-                raise TrackerError(f"{self._where(key)}: {what}: not found (404); check tracker.url and tracker.project") from None
+                raise TrackerError(f"{self._where(key)}: {what}: not found (404); "
+                                   "check tracker.url and tracker.project") from None
             raise TrackerError(f"{self._where(key)}: {what}: the memory tracker refused it ({exc.status}); "
                                "check the policy's names") from None
 
@@ -322,7 +327,8 @@ class MemoryTracker:
                 note = text if body.note is None else f"{body.note}\n\n{text}"
                 body = replace(body, note=note, private=body.private and c.private)
             else:
-                raise TrackerError(f"{self._where(key)}: the memory tracker cannot write {c.kind!r}; remove tracker.due_field")
+                raise TrackerError(f"{self._where(key)}: the memory tracker cannot write {c.kind!r}; "
+                                   "remove tracker.due_field")
         if watchers:  # adding a watcher twice adds it once: safe to retry
             self._call("adding watchers", key, lambda: self._once(
                 "POST", lambda me: self.memory.add_watchers(self.project, key, watchers, me)))

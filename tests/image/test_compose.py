@@ -121,7 +121,8 @@ def trial(image: Any, compose_ready: float, image_timings: dict[str, str]) -> It
                              "build", "sla-sync", timeout=900)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         timings["compose build"] = time.monotonic() - t
-        built["id"] = podman_local.podman("image", "inspect", "--format", "{{.Id}}", "localhost/sla-sync:0.1.0").stdout.strip()
+        built["id"] = podman_local.podman("image", "inspect", "--format", "{{.Id}}",
+                                          "localhost/sla-sync:0.1.0").stdout.strip()
         #    docker compose up -d redmine
         up = trial.compose("up", "-d", "redmine")
         assert up.returncode == 0, up.stdout + up.stderr
@@ -155,7 +156,8 @@ def test_check_online_finds_everything_in_place_on_the_trial_redmine(trial: Tria
 
 
 def test_the_watch_service_labels_a_new_issue_and_stops_cleanly_then_down_removes_all(trial: Trial) -> None:
-    priorities = {p["name"]: p["id"] for p in trial.redmine("GET", "/enumerations/issue_priorities.json")["issue_priorities"]}
+    priorities = {p["name"]: p["id"]
+                  for p in trial.redmine("GET", "/enumerations/issue_priorities.json")["issue_priorities"]}
     created = trial.redmine("POST", "/issues.json", {"issue": {"project_id": "support", "subject": "Checkout down",
                                                                 "priority_id": priorities["Immediate"]}})
     key = created["issue"]["id"]

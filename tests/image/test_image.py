@@ -76,7 +76,8 @@ def test_the_compose_trial_policy_passes_check_mounted_read_only(image: Any) -> 
 def test_a_bad_policy_exits_2_naming_file_line_and_column(image: Any, tmp_path: Path) -> None:
     text = (ROOT / "policies" / "redmine-support.yaml").read_text(encoding="utf-8")
     assert "first_response: 30m" in text
-    folder = world_readable_dir(tmp_path / "policies", {"bad.yaml": text.replace("first_response: 30m", "first_response: 30 minutes")})
+    folder = world_readable_dir(tmp_path / "policies",
+                                {"bad.yaml": text.replace("first_response: 30m", "first_response: 30 minutes")})
     done = image.run("check", f"{POLICY_DIR}/bad.yaml", options=("--volume", f"{folder}:{POLICY_DIR}:ro"))
     assert done.returncode == 2, done.stdout + done.stderr
     assert f"{POLICY_DIR}/bad.yaml:35:" in done.stdout
@@ -162,7 +163,8 @@ os.execvp("podman", argv)
 """
 
 
-def run_crontab_line(tmp_path: Path, image: Any, volume: str, folder: Path, env_file: Path) -> subprocess.CompletedProcess[str]:
+def run_crontab_line(tmp_path: Path, image: Any, volume: str, folder: Path,
+                     env_file: Path) -> subprocess.CompletedProcess[str]:
     """The crontab's line, by /bin/sh as cron runs it, with the shim as `docker`."""
     bin_dir = tmp_path / "bin"
     if not bin_dir.exists():
@@ -229,7 +231,8 @@ def test_the_cron_line_syncs_a_real_redmine_from_the_image(
     assert (state.stat().st_uid, state.stat().st_gid) == (10001, 10001)
     assert (state.parent.stat().st_uid, state.parent.stat().st_gid) == (10001, 10001)
     assert state.read_bytes()[:16] == b"SQLite format 3\x00"  # read as bytes: no journal left behind
-    writes = {s.labels["kind"]: s.value for f in text_string_to_metric_families((state.parent / "sla_sync.prom").read_text())
+    writes = {s.labels["kind"]: s.value
+              for f in text_string_to_metric_families((state.parent / "sla_sync.prom").read_text())
               for s in f.samples if s.name == "sla_sync_writes_total"}
     assert writes["due_date"] == 2
 
