@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -139,3 +140,20 @@ def expected_metric(
         "breached_at": breached,
         "stopped_at": stopped,
     }
+
+
+def block_on_put(redmine: Any, nth: int) -> tuple[threading.Event, threading.Event]:
+    """The ``nth`` PUT to the test Redmine is held at its proxy until ``release`` is
+    set; ``reached`` tells when it got there.  ``redmine.hook(None)`` ends it."""
+    reached, release = threading.Event(), threading.Event()
+    seen = {"puts": 0}
+
+    def hook(method: str, path: str) -> None:
+        if method == "PUT":
+            seen["puts"] += 1
+            if seen["puts"] == nth:
+                reached.set()
+                release.wait(120)
+
+    redmine.hook(hook)
+    return reached, release

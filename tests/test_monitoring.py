@@ -19,7 +19,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -32,6 +31,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 import sla_sync.observe
+from tests.support import block_on_put
 
 ROOT = Path(__file__).resolve().parent.parent
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yaml"
@@ -325,14 +325,7 @@ def real_metrics(redmine_cli: tuple[Any, Path, dict[str, str]], tmp_path: Path) 
     redmine.create_issue("Typo", priority="Normal", created_at=at("2026-11-03T09:00:00"))
     state = str(tmp_path / "state.sqlite")
     files = {name: tmp_path / f"{name}.prom" for name in ("wrote", "refused", "auth")}
-    reached, release = threading.Event(), threading.Event()
-
-    def hold_the_first_write(method: str, _path: str) -> None:
-        if method == "PUT" and not reached.is_set():
-            reached.set()
-            release.wait(120)
-
-    redmine.hook(hold_the_first_write)
+    reached, release = block_on_put(redmine, 1)
     first = subprocess.Popen([SLA_SYNC, "run", str(policy), "--now", NOW, "--state", state,
                               "--metrics-file", str(files["wrote"])], env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

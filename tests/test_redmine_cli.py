@@ -9,12 +9,13 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import threading
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support import block_on_put
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "sla_sync.cli"]
@@ -106,22 +107,6 @@ def many_overdue(redmine: Any, n: int) -> list[str]:
     ]
 
 
-def block_on_put(redmine: Any, nth: int) -> tuple[threading.Event, threading.Event]:
-    """The ``nth`` PUT is held at the proxy until released; ``reached`` tells when."""
-    reached, release = threading.Event(), threading.Event()
-    seen = {"puts": 0}
-
-    def hook(method: str, path: str) -> None:
-        if method == "PUT":
-            seen["puts"] += 1
-            if seen["puts"] == nth:
-                reached.set()
-                release.wait(120)
-
-    redmine.proxy.on_request = hook
-    return reached, release
-
-
 def test_a_pass_killed_mid_write_and_run_again_duplicates_nothing(setup: Any, tmp_path: Path) -> None:
     redmine, policy, env = setup
     keys = many_overdue(redmine, 8)
@@ -133,7 +118,7 @@ def test_a_pass_killed_mid_write_and_run_again_duplicates_nothing(setup: Any, tm
     proc.send_signal(signal.SIGKILL)
     proc.wait(60)
     release.set()  # the held write reaches Redmine after its client died: the answer is lost
-    redmine.proxy.on_request = None
+    redmine.hook(None)
 
     sla_sync(env, "run", str(policy), "--now", NOW, "--state", state)
     sla_sync(env, "run", str(policy), "--now", NOW, "--state", state)

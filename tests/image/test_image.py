@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,8 @@ from typing import Any
 import podman_local
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support import block_on_put
 
 pytestmark = pytest.mark.image
 
@@ -265,14 +266,7 @@ def test_a_pass_that_starts_while_another_container_runs_one_exits_2(
     volume = image.volume()
     options = ["--rm", "--label", podman_local.TEST_LABEL, "--network", "host", "--env", "REDMINE_API_KEY",
                "--volume", f"{folder}:{POLICY_DIR}:ro", "--volume", f"{volume}:{STATE_DIR}"]
-    reached, release = threading.Event(), threading.Event()
-
-    def hold_the_first_write(method: str, _path: str) -> None:
-        if method == "PUT" and not reached.is_set():
-            reached.set()
-            release.wait(120)
-
-    redmine.hook(hold_the_first_write)
+    reached, release = block_on_put(redmine, 1)
     first = subprocess.Popen(
         ["podman", "run", *options, image.image_id, "run", f"{POLICY_DIR}/redmine-support.yaml", "--now", NOW],
         env=podman_local.podman_env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
