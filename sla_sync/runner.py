@@ -16,12 +16,20 @@ from .plan import describe_change
 from .policy import Policy
 from .state import Store
 from .sync import PassResult, Progress, run_pass
-from .tracker import open_tracker, tracker_secret
+from .tracker import Tracker, open_tracker, tracker_secret
 
 
 def new_run_id() -> str:
     """A short random id that every log line of the pass carries."""
     return uuid.uuid4().hex[:12]
+
+
+def open_redacted(policy: Policy, env: Mapping[str, str]) -> Tracker:
+    """The policy's tracker, with its secret (and Jira Cloud's account e-mail, for
+    the Basic form) known to the redactor before any request is made."""
+    user_env = getattr(policy.tracker, "user_env", None)  # Jira Cloud's e-mail: Basic base64(e-mail:token)
+    add_secret(tracker_secret(policy, env), env.get(user_env) if user_env else None)
+    return open_tracker(policy, env)
 
 
 def one_pass(
@@ -36,9 +44,7 @@ def one_pass(
     progress: Progress | None = None,
 ) -> PassResult:
     """One pass with its logs and metrics; the secret comes from ``env`` or a file."""
-    user_env = getattr(policy.tracker, "user_env", None)  # Jira Cloud's e-mail: Basic base64(e-mail:token)
-    add_secret(tracker_secret(policy, env), env.get(user_env) if user_env else None)
-    tracker = open_tracker(policy, env)
+    tracker = open_redacted(policy, env)
     run_id = new_run_id()
     log = logging.LoggerAdapter(logging.getLogger(LOGGER), {"run_id": run_id, "policy": policy.name, "issue": "-"})
     started = time.monotonic()

@@ -29,11 +29,12 @@ from rich.progress import (
 from ..calendar import iso_utc
 from ..errors import TrackerError, UserError
 from ..neutral import parse_timestamp
-from ..observe import add_secret, configure_logging
+from ..observe import configure_logging
 from ..policy import Policy, load_policy
 from ..redact import REDACTOR
 from ..report import Period
-from ..tracker import Tracker, open_tracker, tracker_secret
+from ..runner import open_redacted
+from ..tracker import Tracker
 from ..values import NoTimezoneError, parse_instant
 
 app = typer.Typer(
@@ -100,12 +101,8 @@ def out(text: str) -> None:
 
 
 def tracker_for(policy: Policy) -> Tracker:
-    """The policy's tracker, its secret (and Jira's account e-mail) known to the
-    redactor before any request is made."""
-    secret = tracker_secret(policy, os.environ)
-    user_env = getattr(policy.tracker, "user_env", None)
-    add_secret(secret, os.environ.get(user_env) if user_env else None)
-    return open_tracker(policy, os.environ)
+    """The policy's tracker, from the environment, its secret known to the redactor."""
+    return open_redacted(policy, os.environ)
 
 
 def parse_now(value: str | None) -> int:
