@@ -57,6 +57,7 @@ class IssuePlan:
     kept: tuple[str, ...] = ()
     fired: tuple[int, ...] = ()
     written: Written = field(default_factory=Written)
+    forged: tuple[int, ...] = ()  # steps whose marker is on the issue but not by sla-sync (reported in ``kept``)
 
     @property
     def empty(self) -> bool:
@@ -142,6 +143,7 @@ def plan_issue(
         remove += sorted((observed.labels & owned) - desired)
 
     fired: list[int] = []
+    forged_steps: list[int] = []
     step_changes: list[Change] = []
     assignee = written.assignee
     for step in policy.steps:
@@ -152,6 +154,7 @@ def plan_issue(
             continue
         forged = mark in observed.labels
         if forged:
+            forged_steps.append(step.number)
             kept.append(f"forged or manual marker {mark} ignored (sla-sync did not set it)")
         if not step_due(step, sla.metrics.get(step.metric)):
             continue
@@ -184,7 +187,7 @@ def plan_issue(
     if remove:
         changes.append(Change(ChangeKind.REMOVE_LABELS, values=tuple(remove)))
     changes += step_changes
-    return IssuePlan(sla.key, sla.level, tuple(changes), tuple(kept), tuple(fired), new_written)
+    return IssuePlan(sla.key, sla.level, tuple(changes), tuple(kept), tuple(fired), new_written, tuple(forged_steps))
 
 
 def describe_change(change: Change) -> str:

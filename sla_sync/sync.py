@@ -78,7 +78,7 @@ class PassResult:
         return 1 if self.errors else 0
 
     def counts(self) -> dict[str, Any]:
-        forged = sum(k.startswith("forged or manual marker") for _, k in self.kept)
+        forged = sum(len(o.plan.forged) for o in self.outcomes)
         writes: dict[str, int] = {}
         for o in self.outcomes:
             if o.applied:

@@ -139,6 +139,7 @@ def test_a_step_fires_on_sla_syncs_own_evidence_only(
 ) -> None:
     plan = plan_issue(sla(state), Observed(DUE_DATE, labels), Written(DUE_DATE), KEEP, Evidence(fired=frozenset(fired)))
     assert (list(plan.changes), list(plan.kept)) == (changes, kept)
+    assert plan.forged == ((1,) if kept else ())  # what the summary counts
 
 
 def test_a_due_date_a_person_set_is_kept_even_when_the_store_is_lost() -> None:
