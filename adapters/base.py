@@ -26,7 +26,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
@@ -36,6 +35,7 @@ import tenacity
 from sla_sync.errors import TrackerError, UserError
 from sla_sync.model import Event
 from sla_sync.schema import TrackerSpec
+from sla_sync.secrets import read_reference
 from sla_sync.tracker import Cached, Fetched, Tracked
 
 # -- retries: shared by every adapter --------------------------------------------------
@@ -170,45 +170,10 @@ def _odd(exc: BaseException) -> str:
 
 
 def read_secret(spec: TrackerSpec, env: Mapping[str, str]) -> str:
-    """The API key from the variable ``api_key_env`` or the file ``api_key_file``.
-
-    The key stands alone on one line: one trailing line break (``\\n`` or
-    ``\\r\\n``) is dropped, anything else around or inside it (more lines, spaces,
-    tabs) is refused, as it would otherwise end up in an HTTP header.  The error
-    names where the key was looked for, never the key."""
-    if spec.api_key_env:
-        value = env.get(spec.api_key_env, "")
-        if value.strip():
-            return _one_line(value, f"the environment variable {spec.api_key_env}")
-        if not spec.api_key_file:
-            raise UserError(f"the environment variable {spec.api_key_env} is empty or unset: set it to the API key")
-    if spec.api_key_file:
-        path = Path(spec.api_key_file).expanduser()
-        try:
-            value = path.read_bytes().decode("utf-8")  # bytes: text mode would turn a lone \r into \n
-        except OSError as exc:
-            raise UserError(f"cannot read the API key file {path}: {exc.strerror}") from None
-        except UnicodeDecodeError:
-            raise UserError(
-                f"the API key file {path} is not UTF-8 text: it must hold the key alone on one line"
-            ) from None
-        if value.strip():
-            return _one_line(value, f"the API key file {path}")
-        raise UserError(f"the API key file {path} is empty")
-    raise UserError("the policy names no API key: set tracker.api_key_env or tracker.api_key_file")
-
-
-def _one_line(value: str, where: str) -> str:
-    """The key without its one trailing line break; ``UserError`` (naming
-    ``where``, never the key) when more than the key is there."""
-    key = value.removesuffix("\n").removesuffix("\r") if value.endswith("\n") else value
-    if any(ch.isspace() or not ch.isprintable() for ch in key):
-        what = "more than one line" if "\n" in key or "\r" in key else "spaces or control characters"
-        raise UserError(
-            f"{where} holds {what} besides the key: it must hold the key alone on one line "
-            "(one line break at the end is fine)"
-        )
-    return key
+    """The API key from the variable ``api_key_env`` or the file ``api_key_file``
+    (``sla_sync.secrets``: alone on one line; errors never show it)."""
+    return read_reference(spec.api_key_env, spec.api_key_file, env, what="API key",
+                          missing="the policy names no API key: set tracker.api_key_env or tracker.api_key_file")
 
 
 @dataclass

@@ -40,6 +40,15 @@ creates a missing label when a user with at least the Reporter role adds it, and
 silently drops it (and an assignee who is not a member) otherwise: the answer of
 the write is checked and a dropped label or assignee is an error.
 
+Health status (``writeback.health_status``, GitLab Premium or Ultimate): the issue
+JSON carries ``health_status`` (``on_track``, ``needs_attention``, ``at_risk``)
+only where the licence has the feature, but the REST API cannot set it (``PUT
+/issues/:iid`` ignores the parameter): it is written with GraphQL's ``updateIssue``
+mutation (``healthStatus: onTrack``), after the ``PUT``, and its answer is
+checked: a status GitLab did not keep (no Premium) is an error.  Setting a value
+is idempotent, so the ``POST`` is retried like a ``PUT``.  GitLab records the
+change as a system note by the token's user.
+
 Exactly-once notes.  GitLab cannot write a note and labels in one request, so
 an escalation step is written in two: first its note, then one ``PUT`` with the
 due date, the labels (including the step's marker label ``<prefix>escalated-N``)
@@ -72,7 +81,10 @@ token's user has at least the Reporter role (else it cannot create labels or
 write internal notes), and only then are missing labels reported (GitLab creates
 a missing label on first use for a Reporter; nobody has to add them); every user
 named by the policy exists (a username, exactly) and, unless it is an agent, is a
-member of the project (GitLab assigns members only); every agents group exists.
+member of the project (GitLab assigns members only); every agents group exists;
+with ``writeback.health_status``, an issue of the project shows ``health_status``
+(the only sign of the licence a project member can see; a project without issues
+cannot tell).
 
 Retries: python-gitlab, left to itself, obeys 429 by sleeping ``Retry-After``
 (or until ``RateLimit-Reset``) with ``time.sleep`` up to ``max_retries=10`` times
@@ -129,6 +141,11 @@ T = TypeVar("T")
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT"})
 REPORTER = 20  # GitLab's access level that may create labels and write internal notes
+HEALTH_MUTATION = (
+    "mutation($path: ID!, $iid: String!, $health: HealthStatus) {"
+    " updateIssue(input: {projectPath: $path, iid: $iid, healthStatus: $health})"
+    " { issue { healthStatus } errors } }"
+)
 TAG = re.compile(r"<!-- sla-sync: ([^<>]*?) -->")
 ODD_HINT = "is tracker.url the GitLab server (https://gitlab.example.com), not a page or a proxy's?"
 
@@ -180,6 +197,17 @@ class RetryingSession(requests.Session):
 
 
 # -- mapping ---------------------------------------------------------------------
+
+
+def graphql_health(value: str) -> str:
+    """REST's ``needs_attention`` as GraphQL's enum value ``needsAttention``."""
+    first, *rest = value.split("_")
+    return first + "".join(part.title() for part in rest)
+
+
+def same_health(a: Any, b: str) -> bool:
+    """REST's ``at_risk``, GraphQL's ``atRisk`` (or, GitLab 13.x, ``AT_RISK``): the same status."""
+    return isinstance(a, str) and a.replace("_", "").lower() == b.replace("_", "").lower()
 
 
 def instant(text: str) -> int:
@@ -392,7 +420,9 @@ class Mapper:
             fields={k: row[k] for k in ("severity", "weight") if row.get(k) is not None},
             events=events,
         )
-        observed = Observed(row.get("due_date"), frozenset(labels), assignee)
+        health = row.get("health_status")
+        observed = Observed(row.get("due_date"), frozenset(labels), assignee,
+                            health_status=health if isinstance(health, str) else None)
         return Tracked(issue, observed, str(row["updated_at"]), open=row.get("state") == "opened")
 
 
@@ -435,6 +465,7 @@ class GitLabTracker:
         self.directory: dict[str, str] = {}  # "self" / "user:alice" -> id
         self._agents: frozenset[str] | None = None
         self._agents_known = False
+        self._path: str | None = None  # the project's full path, for GraphQL
 
     # -- errors ----------------------------------------------------------------------
 
@@ -620,6 +651,7 @@ class GitLabTracker:
         body: dict[str, Any] = {}
         add: list[str] = []
         remove: list[str] = []
+        health: str | None = None
         for change in changes:
             match change.kind:
                 case ChangeKind.DUE_DATE:
@@ -634,6 +666,10 @@ class GitLabTracker:
                     pass  # notes, posted below
                 case ChangeKind.DUE_INSTANT:
                     pass  # never planned: GitLab's settings have no due_field
+                case ChangeKind.REMAINING:
+                    pass  # never planned: `check` refuses writeback.remaining_field on GitLab
+                case ChangeKind.HEALTH_STATUS:
+                    health = change.value
                 case unknown:
                     assert_never(unknown)
         self._post_notes(iid, key, changes, add)
@@ -643,6 +679,36 @@ class GitLabTracker:
             body["remove_labels"] = ",".join(remove)
         if body:
             self._put(iid, key, body, add)
+        if health:
+            self._set_health(key, health)
+
+    def _project_path(self) -> str:
+        """The project's full path (GraphQL names projects by path, not id)."""
+        if self._path is None:
+            ref = self.spec.project.strip("/")
+            self._path = ref if not ref.isdigit() else str(self._call(
+                "reading the project", lambda: self.gl.projects.get(ref).asdict()["path_with_namespace"]))
+        return self._path
+
+    def _set_health(self, key: str, health: str) -> None:
+        """The issue's health status, through GraphQL (see the module docstring)."""
+        variables = {"path": self._project_path(), "iid": key, "health": graphql_health(health)}
+
+        def post() -> Any:
+            return self.session.retrying()(self.gl.http_post, f"{self.url}/api/graphql",
+                                           post_data={"query": HEALTH_MUTATION, "variables": variables})
+
+        answer = self._call("setting the health status", post, key)
+        answer = answer if isinstance(answer, dict) else {}
+        result = (answer.get("data") or {}).get("updateIssue") or {}
+        problems = [str(e.get("message") if isinstance(e, dict) else e) for e in answer.get("errors") or []]
+        problems += [str(e) for e in result.get("errors") or []]
+        if problems or not same_health((result.get("issue") or {}).get("healthStatus"), health):
+            said = f" (GitLab said: {'; '.join(problems)[:300]})" if problems else ""
+            raise TrackerError(
+                f"{self._where(key)}: GitLab did not set the health status to {health}{said}: health status needs "
+                "GitLab Premium or Ultimate and the Reporter role; remove writeback.health_status otherwise"
+            )
 
     @staticmethod
     def _notes(changes: Sequence[Change], add: Sequence[str], posted: set[str]) -> list[_Note]:
@@ -768,9 +834,22 @@ class GitLabTracker:
             if missing:
                 todo.append(f"create the project labels {' '.join(missing)} (GitLab creates missing labels on "
                             "first use only for a user with at least the Reporter role)")
+        if self.options.health_status:
+            todo += self._check_health()
         for name in names:
             todo += self._check_name(name)
         return todo
+
+    def _check_health(self) -> list[str]:
+        """Whether the project's issues show a health status (only a licence with
+        the feature shows it); a project without issues cannot tell, and says nothing."""
+        rows = self._call("listing one issue", lambda: [
+            i.asdict() for i in self.project.issues.list(per_page=1, get_all=False)])
+        if rows and "health_status" not in rows[0]:
+            return [f"GitLab shows no health status on the issues of {self.spec.project!r}: it is a GitLab Premium "
+                    "(or Ultimate) feature; upgrade, or remove writeback.health_status (the sla: labels work on "
+                    "every tier)"]
+        return []
 
     def _check_name(self, name: str) -> list[str]:
         if name in self.options.agents_groups:

@@ -41,11 +41,12 @@ shown by accountId (Cloud) or username (Data Center).
 
 Writing, one issue at a time: watchers (POST, idempotent), then the step's
 comment, then one ``PUT /issue/KEY`` with ``duedate``, ``assignee`` (accountId or
-name), the due instant in the datetime custom field ``tracker.due_field``, and
-``update.labels`` add/remove operations (idempotent, so retried freely).  The
-comment and the step's marker label are two requests in Jira, so the comment goes
-first and carries a hidden comment property (``sla-sync.step``: ``{"step": N}``)
-next to JSM's ``sd.public.comment`` (``{"internal": true}`` for private notes).
+name), the due instant in the datetime custom field ``tracker.due_field``, the
+time left in the number custom field ``writeback.remaining_field`` (by name or
+id, a JSON number), and ``update.labels`` add/remove operations (idempotent, so
+retried freely).  The comment and the step's marker label are two requests in
+Jira, so the comment goes first and carries a hidden comment property
+(``sla-sync.step``: ``{"step": N}``) next to JSM's ``sd.public.comment`` (``{"internal": true}`` for private notes).
 Before posting it, and again before every retry, the issue's comments are read
 with ``expand=properties``: if one of the API user's own comments carries the
 step's property, the comment is not posted again (anyone who may comment can set
@@ -133,6 +134,19 @@ def _version(text: str) -> str:
 def jira_datetime(value: str) -> str:
     """The plan's ``2026-11-05T14:30:00Z`` → what a datetime custom field takes."""
     return datetime.fromisoformat(value).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+
+
+def jira_number(value: str) -> int | float:
+    """The plan's decimal hours (``"3"``, ``"-0.5"``) as a number field takes them."""
+    number = float(value)
+    return int(number) if number.is_integer() else number
+
+
+def neutral_number(value: Any) -> str | None:
+    """A number field's value (Jira sends ``3.0``) as text, for ``Observed.remaining``."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str) or value == "":
+        return None
+    return str(value)
 
 
 def neutral_instant(value: Any) -> str | None:
@@ -272,7 +286,7 @@ class Mapper:
 
     def tracked(
         self, row: Mapping[str, Any], events: tuple[Event, ...], *, field_names: Mapping[str, str],
-        directory: Mapping[str, str], due_id: str | None,
+        directory: Mapping[str, str], due_id: str | None, remaining_id: str | None = None,
     ) -> Tracked:
         """A search or issue row, with its events, as the sync sees it."""
         f = row.get("fields") or {}
@@ -306,7 +320,8 @@ class Mapper:
             events=events,
         )
         observed = Observed(f.get("duedate"), frozenset(issue.labels), assignee,
-                            neutral_instant(f.get(due_id)) if due_id else None)
+                            neutral_instant(f.get(due_id)) if due_id else None,
+                            remaining=neutral_number(f.get(remaining_id)) if remaining_id else None)
         done = (status.get("statusCategory") or {}).get("key") == "done"
         return Tracked(issue, observed, _version(f["updated"]), open=not done)
 
@@ -342,6 +357,7 @@ class JiraTracker:
         self._me: dict[str, Any] | None = None
         self._agents: frozenset[str] | None = None
         self._names: dict[str, str] = {}  # field id -> field name, from expand=names
+        self._listed: set[str] = set()  # field names looked up in the field list already (``_field_id``)
 
     # -- the client, retries and errors -------------------------------------------------
 
@@ -558,7 +574,7 @@ class JiraTracker:
 
     def _tracked(self, row: dict[str, Any], events: tuple[Event, ...]) -> Tracked:
         return MAPPER.tracked(row, events, field_names=self._names, directory=self.directory,
-                              due_id=self._due_field_id())
+                              due_id=self._due_field_id(), remaining_id=self._remaining_field_id())
 
     # -- users, groups and fields --------------------------------------------------------
 
@@ -633,11 +649,20 @@ class JiraTracker:
 
     def _due_field_id(self) -> str | None:
         """``tracker.due_field`` as a field id (it may name the field instead)."""
-        wanted = self.spec.due_field
+        return self._field_id(self.spec.due_field)
+
+    def _remaining_field_id(self) -> str | None:
+        """``writeback.remaining_field`` as a field id (it names the field, or gives its id)."""
+        return self._field_id(self.options.remaining_field)
+
+    def _field_id(self, wanted: str | None) -> str | None:
+        """A custom field named by id or by name, as its id; ``None`` when no single
+        field goes by that name.  The field list is read once per name at most."""
         if not wanted or wanted.startswith("customfield_"):
             return wanted
         found = [fid for fid, name in self._names.items() if name == wanted]
-        if not found:
+        if not found and wanted not in self._listed:
+            self._listed.add(wanted)
             found = [str(f["id"]) for f in self._call("listing fields", lambda c: c.fields())
                      if f.get("name") == wanted]
             self._names.update({fid: wanted for fid in found})
@@ -671,6 +696,15 @@ class JiraTracker:
                 case ChangeKind.COMMENT:
                     if change.value:
                         w.comments.append(change)
+                case ChangeKind.REMAINING:
+                    fid = self._remaining_field_id()
+                    if fid is None:
+                        raise TrackerError(f"Jira {self.url}, issue {key}: no single field "
+                                           f"{self.options.remaining_field!r} for the time left; run "
+                                           "`sla-sync check --online POLICY` for what to add")
+                    w.fields[fid] = jira_number(change.value) if change.value else None
+                case ChangeKind.HEALTH_STATUS:
+                    pass  # never planned: `check` refuses writeback.health_status on Jira
                 case unknown:
                     assert_never(unknown)
         return w
@@ -729,6 +763,8 @@ class JiraTracker:
                         "fix tracker.project or grant the user 'Browse projects'")
         if self.spec.due_field:
             todo += self._check_due_field(self.spec.due_field)
+        if self.options.remaining_field:
+            todo += self._check_remaining_field(self.options.remaining_field)
         for name in names:
             todo += self._check_name(name)
         return todo
@@ -747,6 +783,21 @@ class JiraTracker:
         if kind != "datetime":
             return [f"the field {wanted!r} ({found[0].get('name')}) is of type {kind or 'unknown'}, not a date and "
                     "time: point tracker.due_field at a Date Time Picker custom field"]
+        return []
+
+    def _check_remaining_field(self, wanted: str) -> list[str]:
+        fields: list[dict[str, Any]] = self._call("listing fields", lambda c: c.fields())
+        found = [f for f in fields if wanted in (f.get("id"), f.get("name"))]
+        if not found:
+            return [f"create a custom field of type Number Field named {wanted!r} for the time left "
+                    f"(writeback.remaining_field) and add it to the edit screen of project {self.spec.project!r}"]
+        if len(found) > 1:
+            return [f"several fields are called {wanted!r}: set writeback.remaining_field to the id "
+                    "(customfield_NNNNN) of the Number Field one"]
+        kind = (found[0].get("schema") or {}).get("type")
+        if kind != "number":
+            return [f"the field {wanted!r} ({found[0].get('id')}) is of type {kind or 'unknown'}, not a number: point "
+                    "writeback.remaining_field at a Number Field custom field"]
         return []
 
     def _check_name(self, name: str) -> list[str]:

@@ -29,6 +29,9 @@ all; watchers are added first, which is idempotent.  When Redmine refuses a fiel
 (422, "Due date must be greater than start date"), the rest is written without it
 and the refusal is reported as an error naming the field: its message names the
 field, or else each part is tried on its own (the note and the labels being one).
+The time left (``writeback.remaining_field``) is an integer or float custom field
+in the same PUT; an integer field gets the value rounded down (``-0.5`` → ``-1``),
+which with the default ``remaining_step`` of an hour never happens.
 
 The module has the shape of every adapter: the client wrapper
 (``RetryingEngine``: python-redmine 2.5.0 neither retries nor honours a timeout,
@@ -40,10 +43,12 @@ land), the pure ``Mapper`` (payload → neutral issue and observed values), and 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
 from functools import partial
 from typing import Any, assert_never
@@ -151,17 +156,23 @@ def refusals(response: requests.Response) -> list[str] | None:
 # The parts of one PUT that Redmine may refuse one by one.  A step's note and its
 # marker labels are one part: they land together or not at all.
 NOTE_PART = "notes"
+REMAINING_PART = "remaining_field"
 PART_WORDS = {"due_date": "the due date", "assigned_to_id": "the assignee", "due_field": "the due instant",
-              NOTE_PART: "the note and labels"}
+              REMAINING_PART: "the time left", NOTE_PART: "the note and labels"}
 
 
-def split_parts(fields: Mapping[str, Any], labels_id: int | None) -> dict[str, dict[str, Any]]:
+def split_parts(fields: Mapping[str, Any], labels_id: int | None,
+                remaining_id: int | None = None) -> dict[str, dict[str, Any]]:
     """A PUT's fields as the parts ``PART_WORDS`` names (the labels field goes with the note)."""
     parts: dict[str, dict[str, Any]] = {name: {name: fields[name]} for name in ("due_date", "assigned_to_id")
                                         if name in fields}
     note = {k: fields[k] for k in ("notes", "private_notes") if k in fields}
     for cf in fields.get("custom_fields") or []:
-        part = note if labels_id is not None and cf.get("id") == labels_id else parts.setdefault("due_field", {})
+        if labels_id is not None and cf.get("id") == labels_id:
+            part = note
+        else:
+            mine = remaining_id is not None and cf.get("id") == remaining_id
+            part = parts.setdefault(REMAINING_PART if mine else "due_field", {})
         part.setdefault("custom_fields", []).append(cf)
     if note:
         parts[NOTE_PART] = note
@@ -222,6 +233,38 @@ def read_version(updated_on: str, date: str | None, *, after_write: bool) -> str
     return updated_on if sure else updated_on + "?"
 
 
+def field_number(value: str) -> str:
+    """The plan's decimal hours as an integer custom field takes them: rounded
+    down (``2.5`` → ``2``, ``-0.5`` → ``-1``), so the field never shows more time
+    than is left."""
+    return str(math.floor(Decimal(value)))
+
+
+def same_number(a: Any, b: Any) -> bool:
+    """Whether two custom field values hold the same number (``"6.0"`` and ``"6"``)."""
+    try:
+        return Decimal(str(a)) == Decimal(str(b))
+    except (InvalidOperation, ValueError):
+        return False
+
+
+REMAINING_HOW = ("format Integer (Float for a remaining_step under an hour), 'Used as a filter' on, for all "
+                 "projects or the project {project!r}, and its trackers")
+
+
+def _check_remaining_format(name: str, raw: Mapping[str, Any], step_s: int) -> list[str]:
+    """What the time-left field's own settings lack: a number format, whole hours
+    for an integer field."""
+    fmt = raw.get("field_format")
+    if fmt not in ("int", "float"):
+        return [f"custom field {name!r} (writeback.remaining_field) is of format {fmt or 'unknown'}: it must be an "
+                "Integer or Float field; create one or point remaining_field at one"]
+    if fmt == "int" and step_s % 3600:
+        return [f"custom field {name!r} is an Integer field, but writeback.remaining_step is not a whole number of "
+                "hours: make the step whole hours (the default, 1h) or use a Float field"]
+    return []
+
+
 def issue_number(key: str) -> int:
     """A Redmine issue key is its number; anything else is a ``UserError``."""
     if not key.strip().isdigit():
@@ -238,8 +281,8 @@ class Mapper:
     needs (status and priority names, the API user, the agents, the names of
     principals) are the tracker's, passed in."""
 
-    def __init__(self, labels_field: str, due_field: str | None) -> None:
-        self.labels_field, self.due_field = labels_field, due_field
+    def __init__(self, labels_field: str, due_field: str | None, remaining_field: str | None = None) -> None:
+        self.labels_field, self.due_field, self.remaining_field = labels_field, due_field, remaining_field
 
     def labels_field_id(self, row: Mapping[str, Any]) -> int | None:
         for cf in row.get("custom_fields") or []:
@@ -308,7 +351,9 @@ class Mapper:
             events=events,
         )
         due_instant = fields.get(self.due_field) if self.due_field else None
-        observed = Observed(row.get("due_date"), frozenset(issue.labels), assignee, due_instant or None)
+        remaining = fields.get(self.remaining_field) if self.remaining_field else None
+        observed = Observed(row.get("due_date"), frozenset(issue.labels), assignee, due_instant or None,
+                            remaining=str(remaining) if remaining not in (None, "") else None)
         closed = bool((row.get("status") or {}).get("is_closed", False))
         return Tracked(issue, observed, row["updated_on"], open=not closed)
 
@@ -370,7 +415,8 @@ class RedmineTracker:
         self._scope: set[int] = set()  # ids of the projects in the policy's scope, as learnt
         self._served: str | None = None  # the Date of the answer with the journals last read (``_read``)
         self._unknown: set[int] = set()  # principal ids Redmine would not name
-        self.mapper = Mapper(spec.labels_field, spec.due_field)
+        self._formats: dict[str, str | None] | None = None  # custom field name -> field_format (admins only)
+        self.mapper = Mapper(spec.labels_field, spec.due_field, options.remaining_field)
 
     # -- errors ------------------------------------------------------------------
 
@@ -680,6 +726,11 @@ class RedmineTracker:
                     text = change.value or ""
                     fields["notes"] = f"{fields['notes']}\n\n{text}" if "notes" in fields else text
                     fields["private_notes"] = bool(fields.get("private_notes", True)) and change.private
+                case ChangeKind.REMAINING:
+                    if (entry := self._remaining_field(row, change.value, key)) is not None:
+                        fields.setdefault("custom_fields", []).append(entry)
+                case ChangeKind.HEALTH_STATUS:
+                    pass  # never planned: `check` refuses writeback.health_status on Redmine
                 case unknown:
                     assert_never(unknown)
         if labels_changed:
@@ -689,6 +740,32 @@ class RedmineTracker:
             self._write(key, row, fields,
                         markers=[lbl for c in changes if c.kind is ChangeKind.ADD_LABELS for lbl in c.values
                                  if "escalated-" in lbl])
+
+    def _remaining_field(self, row: dict[str, Any], value: str | None, key: str) -> dict[str, Any] | None:
+        """The time left as the PUT's custom field entry, or ``None`` when the field
+        already holds it (an integer field gets it rounded down: ``field_number``)."""
+        name = self.options.remaining_field
+        if not name or value is None:
+            return None
+        if "." in value and self._field_format(name) == "int":
+            value = field_number(value)
+        current = next((cf.get("value") for cf in row.get("custom_fields") or [] if cf.get("name") == name), None)
+        if current not in (None, "") and same_number(current, value):
+            return None
+        return {"id": self._custom_field_id(row, name, key), "value": value}
+
+    def _field_format(self, name: str) -> str | None:
+        """A custom field's ``field_format`` (``int``, ``float``...), asked once;
+        ``None`` when the API key's user may not list custom fields (admins only)."""
+        if self._formats is None:
+            def formats() -> dict[str, str | None]:
+                try:
+                    return {f.name: f.raw().get("field_format") for f in self.redmine.custom_field.all()}
+                except rex.ForbiddenError:
+                    return {}
+
+            self._formats = self._call("listing custom fields", formats)
+        return self._formats.get(name)
 
     def _custom_field_id(self, row: dict[str, Any], name: str, key: str) -> int:
         for cf in row.get("custom_fields") or []:
@@ -739,7 +816,10 @@ class RedmineTracker:
         try:
             self._put(key, fields, markers)
         except Refused as exc:
-            parts = split_parts(fields, self.mapper.labels_field_id(row))
+            remaining = self.options.remaining_field
+            remaining_id = next((int(cf["id"]) for cf in row.get("custom_fields") or []
+                                 if remaining and cf.get("name") == remaining), None)
+            parts = split_parts(fields, self.mapper.labels_field_id(row), remaining_id)
             refused = self._write_rest(key, parts, exc.messages, markers)
             words = "; ".join(f"{PART_WORDS[name]} ({name}): {'; '.join(m)}" for name, m in refused.items())
             landed = parts.keys() - refused.keys()
@@ -789,6 +869,8 @@ class RedmineTracker:
                   "private notes": NOTE_PART, self.spec.labels_field.lower(): NOTE_PART}
         if self.spec.due_field:
             labels[self.spec.due_field.lower()] = "due_field"
+        if self.options.remaining_field:
+            labels[self.options.remaining_field.lower()] = REMAINING_PART
         return labels
 
     def _landed(self, key: str, markers: list[str]) -> bool:
@@ -801,12 +883,31 @@ class RedmineTracker:
 
     # -- online check ------------------------------------------------------------------
 
-    def _field_on_issues(self) -> bool:
-        """Whether the project's issues carry the labels field (a field "for all
-        projects" is not listed among the project's own fields)."""
+    def _field_on_issues(self, name: str) -> bool:
+        """Whether the project's issues carry the custom field ``name`` (a field "for
+        all projects" is not listed among the project's own fields)."""
         rows = self._call("listing one issue", lambda: [i.raw() for i in self.redmine.issue.filter(
             project_id=self.spec.project, status_id="*", limit=1)][:1])
-        return not rows or any(cf.get("name") == self.spec.labels_field for cf in rows[0].get("custom_fields") or [])
+        return not rows or any(cf.get("name") == name for cf in rows[0].get("custom_fields") or [])
+
+    def _check_remaining(self, name: str, fields: Mapping[str, Any], all_fields: Mapping[str, Any],
+                         project: Mapping[str, Any]) -> list[str]:
+        """The time-left field (``writeback.remaining_field``): there, a number, enabled."""
+        field = all_fields.get(name)
+        if name not in fields and field is None:
+            return [f"create an issue custom field {name!r} (writeback.remaining_field): "
+                    + REMAINING_HOW.format(project=self.spec.project)]
+        todo: list[str] = []
+        if name not in fields and not self._field_on_issues(name):
+            todo.append(f"enable the custom field {name!r} for the project {self.spec.project!r}")
+        if field is not None:
+            raw = field.raw()
+            todo += _check_remaining_format(name, raw, self.options.remaining_step_s)
+            on = {t["name"] for t in raw.get("trackers") or []}
+            off = [t["name"] for t in project.get("trackers") or [] if t["name"] not in on]
+            if off:
+                todo.append(f"custom field {name!r}: enable it for the trackers {', '.join(off)}")
+        return todo
 
     def check(self, spec_labels: Sequence[str], names: Sequence[str]) -> list[str]:
         todo: list[str] = []
@@ -832,7 +933,7 @@ class RedmineTracker:
                 "and its trackers"
             )
         else:
-            if self.spec.labels_field not in fields and not self._field_on_issues():
+            if self.spec.labels_field not in fields and not self._field_on_issues(self.spec.labels_field):
                 todo.append(f"enable the custom field {self.spec.labels_field!r} for the project {self.spec.project!r}")
             if field is not None:
                 raw = field.raw()
@@ -846,6 +947,8 @@ class RedmineTracker:
                 off = [t["name"] for t in project.get("trackers") or [] if t["name"] not in on]
                 if off:
                     todo.append(f"custom field {self.spec.labels_field!r}: enable it for the trackers {', '.join(off)}")
+        if self.options.remaining_field:
+            todo += self._check_remaining(self.options.remaining_field, fields, all_fields, project)
         for name in names:
             try:
                 self._principal_id(name)

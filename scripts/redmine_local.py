@@ -229,6 +229,15 @@ csat.visible = true
 csat.editable = true
 csat.trackers = trackers
 csat.save!
+
+left = IssueCustomField.find_or_initialize_by(name: 'SLA hours left')
+left.field_format = 'int' if left.new_record?
+left.is_for_all = true
+left.is_filter = true
+left.visible = true
+left.editable = true
+left.trackers = trackers
+left.save!
 """
 
 
@@ -667,7 +676,8 @@ def read_fixture(db_path: Path) -> dict[str, Any] | None:
         )
         custom_fields = dict(
             conn.execute(
-                "SELECT name, id FROM custom_fields WHERE type = 'IssueCustomField' AND name IN ('SLA', 'CSAT')"
+                "SELECT name, id FROM custom_fields WHERE type = 'IssueCustomField' "
+                "AND name IN ('SLA', 'CSAT', 'SLA hours left')"
             ).fetchall()
         )
         project_id = _scalar(conn, "SELECT id FROM projects WHERE identifier = ?", (PROJECT_IDENTIFIER,))
@@ -700,7 +710,7 @@ def read_fixture(db_path: Path) -> dict[str, Any] | None:
         len(users) == len(USERS)
         and all(u["api_key"] for u in users.values())
         and len(groups) == len(GROUPS)
-        and len(custom_fields) == 2
+        and len(custom_fields) == 3
         and project_id is not None
         and members >= {*USERS, *GROUPS}
         and settings.get("rest_api_enabled") == "1"
@@ -735,8 +745,9 @@ def setup_fixture(instance: Instance, *, force: bool = False) -> dict[str, Any]:
     (customers), manager — password ``sla-sync-secret-1``, each with an API
     key and membership — groups ``l2-team`` (bob, carol) and
     ``support-agents`` (alice, bob, carol) as project members, issue custom
-    fields ``SLA`` (multi-value list) and ``CSAT`` (int) for all projects and
-    trackers, and enables REST and group assignment.
+    fields ``SLA`` (multi-value list), ``CSAT`` (int) and ``SLA hours left``
+    (int, the time left) for all projects and trackers, and enables REST and
+    group assignment.
 
     When the instance was started from the fixture pristine database (the
     default) this only reads the database; otherwise it costs one
@@ -744,7 +755,7 @@ def setup_fixture(instance: Instance, *, force: bool = False) -> dict[str, Any]:
 
     Returns ``{"project": {...}, "users": {login: {"id", "api_key",
     "password"}}, "groups": {name: {"id", "members"}}, "custom_fields":
-    {"SLA": id, "CSAT": id}, "statuses": {name: id}, "closed_statuses": [...],
+    {"SLA": id, "CSAT": id, "SLA hours left": id}, "statuses": {name: id}, "closed_statuses": [...],
     "priorities": {name: id}, "trackers": {name: id}, "role_id": id, ...}``.
     """
     if not force:

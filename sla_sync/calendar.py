@@ -116,6 +116,10 @@ class Calendar:
         """The local date of an instant in the calendar's timezone."""
         return datetime.fromtimestamp(instant, self.tz).date()
 
+    def is_holiday(self, day: date) -> bool:
+        """Whether a local date is one of the calendar's holidays (it has no working time)."""
+        return self._is_holiday(day)
+
     # -- the cache ------------------------------------------------------------
 
     def _ensure(self, t: int) -> None:

@@ -72,9 +72,9 @@ def semantic_problems(data: dict[str, Any], known_kinds: Sequence[str] | None) -
         if metric in METRICS and levels and metric not in defined:
             out.append((("escalate", i, "when"),
                         f"no level sets a {metric} target, so this step can never fire", False))
-        if not any(step.get(k) for k in ("assign", "watchers", "add_labels", "comment")):
+        if not any(step.get(k) for k in ("assign", "watchers", "add_labels", "comment", "notify")):
             out.append((("escalate", i),
-                        "a step needs at least one action: assign, watchers, add_labels or comment", False))
+                        "a step needs at least one action: assign, watchers, add_labels, comment or notify", False))
     due = _mapping(data.get("writeback")).get("due_date")  # the default may go unused
     if due in METRICS and levels and due not in defined:
         out.append((("writeback", "due_date"), f"no level sets a {due} target", False))
@@ -91,6 +91,7 @@ def semantic_problems(data: dict[str, Any], known_kinds: Sequence[str] | None) -
         elif subdiv:
             out.append((("calendars", name, "holidays_subdiv"), "holidays_subdiv needs holidays_country", True))
     out += _label_problems(data)
+    out += _notify_problems(data, calendars)
     tracker = data.get("tracker")
     if isinstance(tracker, dict):
         kind = tracker.get("kind")
@@ -98,10 +99,57 @@ def semantic_problems(data: dict[str, Any], known_kinds: Sequence[str] | None) -
             out.append((("tracker", "kind"),
                         f"unknown tracker kind {kind!r}: installed adapters are {', '.join(sorted(known_kinds))}",
                         False))
+        out += _writeback_tracker_problems(kind, _mapping(data.get("writeback")))
         if not (tracker.get("api_key_env") or tracker.get("api_key_file")):
             out.append((("tracker",),
                         "set api_key_env (an environment variable) or api_key_file: "
                         "secrets never go in the policy file", True))
+    return out
+
+
+def _notify_problems(data: dict[str, Any], calendars: dict[str, Any]) -> list[tuple[Loc, str, bool]]:
+    """Channels and calendars that ``notify``, the steps and the digests name."""
+    out: list[tuple[Loc, str, bool]] = []
+    notify = _mapping(data.get("notify"))
+    channels = _mapping(notify.get("channels"))
+    known = ", ".join(channels) or "none: define them under notify.channels"
+    for name, channel in channels.items():
+        given = [k for k in ("url_env", "url_file") if _mapping(channel).get(k)]
+        if len(given) != 1:
+            out.append((("notify", "channels", name),
+                        f"channel {name!r}: set exactly one of url_env (an environment variable) or url_file: "
+                        "an Apprise URL holds a secret, so it never goes in the policy file", True))
+    quiet = notify.get("quiet_outside")
+    if isinstance(quiet, str) and quiet not in calendars:
+        out.append((("notify", "quiet_outside"),
+                    f"calendar {quiet!r} is not defined (calendars: {', '.join(calendars) or 'none'})", False))
+    for i, step in enumerate(_seq(data.get("escalate"))):
+        names = _mapping(step).get("notify")
+        for name in [names] if isinstance(names, str) else _seq(names):
+            if isinstance(name, str) and name not in channels:
+                out.append((("escalate", i, "notify"), f"channel {name!r} is not defined (channels: {known})", False))
+    for i, digest in enumerate(_seq(data.get("digest"))):
+        digest = _mapping(digest)
+        channel, calendar = digest.get("channel"), digest.get("calendar")
+        if isinstance(channel, str) and channel not in channels:
+            out.append((("digest", i, "channel"), f"channel {channel!r} is not defined (channels: {known})", False))
+        if isinstance(calendar, str) and calendar not in calendars:
+            out.append((("digest", i, "calendar"),
+                        f"calendar {calendar!r} is not defined (calendars: {', '.join(calendars) or 'none'})", False))
+    return out
+
+
+def _writeback_tracker_problems(kind: Any, writeback: dict[str, Any]) -> list[tuple[Loc, str, bool]]:
+    """Writeback settings the tracker kind cannot honour."""
+    out: list[tuple[Loc, str, bool]] = []
+    if kind == "gitlab" and writeback.get("remaining_field"):
+        out.append((("writeback", "remaining_field"),
+                    "a gitlab tracker has no custom fields: remove remaining_field (health_status: true shows "
+                    "the SLA state on GitLab Premium; the sla: labels filter and sort everywhere)", True))
+    if kind in ("redmine", "jira") and writeback.get("health_status") is True:
+        out.append((("writeback", "health_status"),
+                    f"a {kind} tracker has no health status (only gitlab has it): remove it, or use remaining_field",
+                    True))
     return out
 
 

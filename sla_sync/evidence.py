@@ -27,6 +27,7 @@ class Evidence:
     fired: frozenset[int] = frozenset()  # steps sla-sync fired (store, or its own marker in the history)
     due_date_by_person: bool = False  # the current due date was set by someone else
     assignee_by_person: bool = False  # the current assignee was set by someone else
+    backlog: bool = False  # sla-sync meets the issue for the first time, created before its last pass
 
 
 def markers_added_by_us(issue: Issue, policy: Policy) -> frozenset[int]:
@@ -46,10 +47,13 @@ def set_by_person(issue: Issue, name: str, current: str | None) -> bool:
     return not changes[-1].by_self if changes else True
 
 
-def evidence_of(issue: Issue, policy: Policy, recorded: Iterable[int] = ()) -> Evidence:
-    """The evidence for one issue: its history, and the steps the store recorded."""
+def evidence_of(issue: Issue, policy: Policy, recorded: Iterable[int] = (), *, backlog: bool = False) -> Evidence:
+    """The evidence for one issue: its history, and the steps the store recorded.
+    ``backlog``: the store has never seen the issue, and it is older than the
+    store's cursor (or the store is new): an existing issue being adopted."""
     return Evidence(
         fired=markers_added_by_us(issue, policy) | frozenset(recorded),
         due_date_by_person=set_by_person(issue, "due_date", issue.due_date),
         assignee_by_person=set_by_person(issue, "assignee", issue.assignee),
+        backlog=backlog,
     )

@@ -64,6 +64,8 @@ class Observed:
     labels: frozenset[str] = frozenset()
     assignee: str | None = None
     due_instant: str | None = None
+    remaining: str | None = None  # the remaining-time field's value, as ``format_hours`` writes it
+    health_status: str | None = None  # GitLab: on_track, needs_attention or at_risk
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,8 @@ class ChangeKind(StrEnum):
     ASSIGN = "assign"  # value: a login or group name
     WATCHERS = "watchers"  # values: logins or group names
     COMMENT = "comment"  # value: the text; private
+    REMAINING = "remaining"  # value: working hours left, a decimal number (negative once breached)
+    HEALTH_STATUS = "health_status"  # value: on_track, needs_attention or at_risk (GitLab)
 
 
 @dataclass(frozen=True, slots=True)

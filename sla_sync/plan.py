@@ -34,6 +34,21 @@ The rules, as a decision table per managed value:
   condition needs its metric not stopped.
 - assignee: once a step assigned someone, a person's later reassignment is kept
   (or undone with ``override``).
+- several steps due at once (``writeback.backlog_steps``): when more than one
+  unfired step is due, or the issue is one sla-sync adopts (``Evidence.backlog``:
+  never seen, older than the store's last pass) with a step due, the pass catches
+  up: ``last`` runs only the last due step's actions and marks the earlier ones as
+  fired (their markers go on, nothing else); ``all`` runs every due step in order;
+  ``mark`` marks every due step without acting.  One step coming due in the
+  ordinary course always acts.
+- notifications: each acting step's ``notify`` channels get one message
+  (``IssuePlan.notices``); the sync sends them after the tracker writes landed.
+- remaining time (``writeback.remaining_field``): the working time left of the
+  ``due_date`` metric in hours, rounded down to ``remaining_step``, while that
+  metric runs, is paused or is breached; written only when that value changes.
+- health status (GitLab, ``writeback.health_status``): ``at_risk`` once a metric
+  is breached, ``needs_attention`` while a running one is at risk, else
+  ``on_track``.
 """
 
 from __future__ import annotations
@@ -47,6 +62,14 @@ from .model import Change, ChangeKind, IssueSla, Observed, SlaState, State, Writ
 from .policy import Policy, Step, managed_labels, marker
 
 
+@dataclass(frozen=True, order=True)
+class Notice:
+    """One message a fired step sends: to one channel."""
+
+    step: int
+    channel: str
+
+
 @dataclass(frozen=True)
 class IssuePlan:
     """The changes one issue needs, and the manual changes respected."""
@@ -58,6 +81,9 @@ class IssuePlan:
     fired: tuple[int, ...] = ()
     written: Written = field(default_factory=Written)
     forged: tuple[int, ...] = ()  # steps whose marker is on the issue but not by sla-sync (reported in ``kept``)
+    marked: tuple[int, ...] = ()  # steps recorded as fired without their actions (``backlog_steps``); also in fired
+    notices: tuple[Notice, ...] = ()  # the messages the acting steps send, after the writes landed
+    backlog: str | None = None  # the backlog_steps mode a catch-up used, if the pass caught up
 
     @property
     def empty(self) -> bool:
@@ -145,26 +171,34 @@ def plan_issue(
     fired: list[int] = []
     forged_steps: list[int] = []
     step_changes: list[Change] = []
+    notices: list[Notice] = []
     assignee = written.assignee
+    due_steps: list[Step] = []
     for step in policy.steps:
         mark = marker(prefix, step.number)
         if step.number in evidence.fired:
             if mark not in observed.labels and mark not in add:
                 add.append(mark)  # a person removed it: put sla-sync's record back, nothing fires again
             continue
-        forged = mark in observed.labels
-        if forged:
+        if mark in observed.labels:
             forged_steps.append(step.number)
             kept.append(f"forged or manual marker {mark} ignored (sla-sync did not set it)")
-        if not step_due(step, sla.metrics.get(step.metric)):
-            continue
+        if step_due(step, sla.metrics.get(step.metric)):
+            due_steps.append(step)
+    backlog = wb.backlog if len(due_steps) > 1 or (evidence.backlog and due_steps) else None
+    acting = _acting(due_steps, backlog)
+    for step in due_steps:
+        mark = marker(prefix, step.number)
         fired.append(step.number)
         spec = step.spec
-        add += [lbl for lbl in spec.add_labels if lbl not in observed.labels and lbl not in add]
-        if forged:
+        if step in acting:
+            add += [lbl for lbl in spec.add_labels if lbl not in observed.labels and lbl not in add]
+        if step.number in forged_steps:
             remove.append(mark)  # not sla-sync's: taken off now, sla-sync's own marker goes on next pass
         elif mark not in add:
             add.append(mark)
+        if step not in acting:
+            continue
         if spec.watchers:
             step_changes.append(Change(ChangeKind.WATCHERS, values=tuple(spec.watchers), step=step.number))
         if spec.assign:
@@ -172,6 +206,7 @@ def plan_issue(
             assignee = spec.assign
         if spec.comment:
             step_changes.append(Change(ChangeKind.COMMENT, value=spec.comment, private=spec.private, step=step.number))
+        notices += [Notice(step.number, channel) for channel in spec.notify]
     if not fired and written.assignee is not None and observed.assignee != written.assignee:
         if override:
             step_changes.append(Change(ChangeKind.ASSIGN, value=written.assignee))
@@ -186,8 +221,69 @@ def plan_issue(
         changes.append(Change(ChangeKind.ADD_LABELS, values=tuple(add)))
     if remove:
         changes.append(Change(ChangeKind.REMOVE_LABELS, values=tuple(remove)))
+    changes += _sla_fields(sla, observed, policy)
     changes += step_changes
-    return IssuePlan(sla.key, sla.level, tuple(changes), tuple(kept), tuple(fired), new_written, tuple(forged_steps))
+    marked = tuple(s.number for s in due_steps if s not in acting)
+    return IssuePlan(sla.key, sla.level, tuple(changes), tuple(kept), tuple(fired), new_written, tuple(forged_steps),
+                     marked, tuple(notices), backlog)
+
+
+def _acting(due: list[Step], backlog: str | None) -> list[Step]:
+    """The due steps whose actions run (the others are only marked as fired)."""
+    if backlog is None or backlog == "all":
+        return due
+    return due[-1:] if backlog == "last" else []
+
+
+def format_hours(seconds: int) -> str:
+    """Seconds as decimal hours, the way the remaining-time field holds them: ``3``,
+    ``-1``, ``0.5``, ``1.25`` (two decimals at most)."""
+    text = f"{seconds / 3600:.2f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
+def remaining_value(metric: SlaState | None, step_s: int) -> str | None:
+    """The remaining-time field's value for the ``due_date`` metric: working hours
+    left, rounded down to a whole ``step_s`` (so that it changes once per step), or
+    ``None`` to leave the field alone (no such metric, or met)."""
+    if metric is None or metric.state is State.MET:
+        return None
+    return format_hours(metric.remaining_s // step_s * step_s)
+
+
+def health_of(sla: IssueSla) -> str:
+    """GitLab's health status for an issue's SLA state."""
+    states = sla.metrics.values()
+    if any(m.state is State.BREACHED for m in states):
+        return "at_risk"
+    if any(m.state is State.RUNNING and m.at_risk for m in states):
+        return "needs_attention"
+    return "on_track"
+
+
+def _same_number(a: str | None, b: str | None) -> bool:
+    if a is None or b is None:
+        return a == b
+    try:
+        return float(a) == float(b)
+    except ValueError:
+        return False
+
+
+def _sla_fields(sla: IssueSla, observed: Observed, policy: Policy) -> list[Change]:
+    """The remaining-time field and the health status, where the policy writes them
+    (sla-sync owns both outright: a person's value is overwritten)."""
+    wb = policy.writeback
+    out: list[Change] = []
+    if wb.remaining_field and wb.due_metric != "none":
+        value = remaining_value(sla.metrics.get(wb.due_metric), wb.remaining_step_s)
+        if value is not None and not _same_number(value, observed.remaining):
+            out.append(Change(ChangeKind.REMAINING, value=value))
+    if wb.health_status:
+        health = health_of(sla)
+        if health != observed.health_status:
+            out.append(Change(ChangeKind.HEALTH_STATUS, value=health))
+    return out
 
 
 def describe_change(change: Change) -> str:
@@ -196,6 +292,10 @@ def describe_change(change: Change) -> str:
     if change.kind is ChangeKind.COMMENT:
         where = "private" if change.private else "public"
         return f"{where} note{step}: {change.value}"
+    if change.kind is ChangeKind.REMAINING:
+        return f"time left: {change.value}h (the remaining-time field)"
+    if change.kind is ChangeKind.HEALTH_STATUS:
+        return f"health status: {str(change.value).replace('_', ' ')}"
     if change.values:
         return f"{change.kind.replace('_', ' ')}{step}: {', '.join(change.values)}"
     return f"{change.kind.replace('_', ' ')}{step}: {change.value}"

@@ -25,7 +25,7 @@ from .calendar import DAY, AlwaysCalendar, Calendar, Interval, country_holidays
 from .checks import semantic_problems
 from .model import METRICS, Issue
 from .positions import PolicyError, Problem, dotted, pydantic_problems, read_yaml
-from .schema import CalendarSpec, PolicyFile, RuleSpec, StepSpec, TrackerSpec, apply_revision
+from .schema import CalendarSpec, ChannelSpec, PolicyFile, RuleSpec, StepSpec, TrackerSpec, apply_revision
 from .values import WEEKDAYS, parse_duration, parse_instant, parse_interval, parse_percent
 
 
@@ -169,6 +169,31 @@ class Writeback:
     label_prefix: str = "sla:"
     override: bool = False  # on_manual_change: override (a person's value is not kept)
     due_field: bool = False  # the tracker has a datetime field for the exact due instant
+    remaining_field: str | None = None  # a number field for the time left, in working hours
+    remaining_step_s: int = 3600  # ...written only when it moves by a step of this size
+    health_status: bool = False  # GitLab: the issue's health status follows the SLA state
+    backlog: str = "last"  # backlog_steps: last | all | mark
+
+
+@dataclass(frozen=True)
+class Digest:
+    """A compiled digest schedule: a cron expression read in a calendar's timezone."""
+
+    number: int  # 1-based, in the order of the file
+    channel: str
+    cron: str
+    calendar_name: str | None
+    calendar: Calendar | None  # None: UTC, no holidays
+
+
+@dataclass(frozen=True)
+class Notify:
+    """Where messages go (``notify``, compiled); each channel's URL is a secret,
+    read when a pass sends."""
+
+    channels: Mapping[str, ChannelSpec] = field(default_factory=dict)
+    quiet_name: str | None = None
+    quiet: Calendar | None = None  # messages wait for this calendar's working time
 
 
 @dataclass(frozen=True)
@@ -199,6 +224,8 @@ class Policy:
     csat: Csat = field(default_factory=lambda: Csat())
     tracker: TrackerSpec | None = None
     overlap_s: int = 0  # how far each incremental fetch reaches back before the cursor
+    notify: Notify = field(default_factory=lambda: Notify())
+    digests: tuple[Digest, ...] = ()
 
     @property
     def name(self) -> str:
@@ -295,10 +322,18 @@ def compile_policy(spec: PolicyFile, source: str = "<policy>") -> Policy:
             label_prefix=wb.label_prefix,
             override=wb.on_manual_change == "override",
             due_field=spec.tracker is not None and spec.tracker.due_instant_field is not None,
+            remaining_field=wb.remaining_field,
+            remaining_step_s=parse_duration(wb.remaining_step),
+            health_status=wb.health_status,
+            backlog=wb.backlog_steps,
         ),
         csat=Csat(spec.report.csat_field, dict(spec.report.csat_values)),
         tracker=spec.tracker,
         overlap_s=parse_duration(spec.tracker.overlap) if spec.tracker is not None else 0,
+        notify=Notify(dict(spec.notify.channels), spec.notify.quiet_outside,
+                      calendars[spec.notify.quiet_outside] if spec.notify.quiet_outside else None),
+        digests=tuple(Digest(i + 1, d.channel, d.at, d.calendar, calendars[d.calendar] if d.calendar else None)
+                      for i, d in enumerate(spec.digest)),
     )
 
 

@@ -5,12 +5,15 @@ of every line)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
 
-from .errors import AuthError, LockedError, SlaSyncError
+from .calendar import iso_utc
+from .errors import AuthError, LockedError, SlaSyncError, UserError
+from .notify import AppriseSender, Sender, channel_url
 from .observe import LOGGER, Metrics, add_secret
 from .plan import describe_change
 from .policy import Policy
@@ -32,6 +35,18 @@ def open_redacted(policy: Policy, env: Mapping[str, str]) -> Tracker:
     return open_tracker(policy, env)
 
 
+def open_sender(policy: Policy, env: Mapping[str, str]) -> Sender | None:
+    """The policy's channels behind Apprise, every URL that can be read already
+    known to the redactor (one that cannot is an error of the messages for it,
+    when the pass sends them); ``None`` without channels."""
+    if not policy.notify.channels:
+        return None
+    for name in policy.notify.channels:
+        with contextlib.suppress(UserError):  # reported, per message, by the pass that tries to send
+            channel_url(policy.notify, name, env)
+    return AppriseSender(policy.notify, env)
+
+
 def one_pass(
     policy: Policy,
     store: Store,
@@ -45,12 +60,13 @@ def one_pass(
 ) -> PassResult:
     """One pass with its logs and metrics; the secret comes from ``env`` or a file."""
     tracker = open_redacted(policy, env)
+    sender = open_sender(policy, env) if apply else None
     run_id = new_run_id()
     log = logging.LoggerAdapter(logging.getLogger(LOGGER), {"run_id": run_id, "policy": policy.name, "issue": "-"})
     started = time.monotonic()
     try:
         result = run_pass(tracker, policy, store, now, apply=apply, run_id=run_id,
-                          should_stop=should_stop, progress=progress)
+                          should_stop=should_stop, progress=progress, sender=sender)
     except SlaSyncError as exc:  # shown once: by the command line, or logged by watch
         kind = "auth" if isinstance(exc, AuthError) else "locked" if isinstance(exc, LockedError) else "fetch"
         if metrics is not None:
@@ -74,7 +90,24 @@ def summary(result: PassResult) -> str:
     )
     if c["forged_markers"]:
         line += f", {c['forged_markers']} forged or manual markers ignored"
-    return line + (" (stopped early)" if result.stopped else "")
+    if c["messages_sent"] or c["messages_waiting"]:
+        held = " (outside working time)" if result.quiet else ""
+        line += f", {c['messages_sent']} messages sent, {c['messages_waiting']} waiting{held}"
+    if result.stopped:
+        line += " (stopped early)"
+    if result.upcoming is not None:
+        u = result.upcoming
+        line += f"; next change due {iso_utc(u.at)} ({u.key}: {u.why})"
+    return line
+
+
+def wake_after(every: float, upcoming: int | None, now: float, margin: float = 1.0) -> float:
+    """How long ``watch`` sleeps after a pass: ``every``, or less when the next
+    change (``PassResult.upcoming``, an instant) comes sooner; ``margin`` seconds
+    after it, so the pass that wakes finds the threshold crossed.  Never negative."""
+    if upcoming is None:
+        return every
+    return max(0.0, min(every, upcoming - now + margin))
 
 
 def log_outcomes(log: logging.LoggerAdapter[logging.Logger], result: PassResult) -> None:

@@ -111,6 +111,14 @@ class TrackerSpec(_Frozen):
         """The datetime custom field for the exact due instant, where the kind has one."""
         return None
 
+    def issue_url(self, key: str) -> str | None:
+        """The issue's page on the tracker, for messages (``None`` where the kind's is unknown)."""
+        return None
+
+    @property
+    def _base(self) -> str:
+        return self.url.strip().rstrip("/")
+
 
 _DUE_FIELD = Field(None, description="a datetime custom field for the exact due instant")
 
@@ -128,6 +136,9 @@ class RedmineSpec(TrackerSpec):
     def due_instant_field(self) -> str | None:
         return self.due_field
 
+    def issue_url(self, key: str) -> str | None:
+        return f"{self._base}/issues/{key}"
+
 
 class GitLabSpec(TrackerSpec):
     """A GitLab project (``kind: gitlab``): status and priority live in scoped labels;
@@ -136,6 +147,11 @@ class GitLabSpec(TrackerSpec):
     kind: Literal["gitlab"]
     status_labels: str | None = Field(None, description="scoped-label prefix holding the status, e.g. 'status::'")
     priority_labels: str | None = Field(None, description="scoped-label prefix holding the priority")
+
+    def issue_url(self, key: str) -> str | None:
+        if self.project.isdigit():  # a numeric id: GitLab redirects /projects/ID to the project
+            return f"{self._base}/projects/{self.project}"
+        return f"{self._base}/{self.project.strip('/')}/-/issues/{key}"
 
 
 class JiraSpec(TrackerSpec):
@@ -148,6 +164,9 @@ class JiraSpec(TrackerSpec):
     @property
     def due_instant_field(self) -> str | None:
         return self.due_field
+
+    def issue_url(self, key: str) -> str | None:
+        return f"{self._base}/browse/{key}"
 
 
 class PluginSpec(TrackerSpec):
@@ -281,6 +300,8 @@ class StepSpec(_Frozen):
     add_labels: Names = ()
     comment: str | None = None
     private: bool = True
+    notify: Names = Field(default=(),
+                          description="channels of `notify.channels` that get a message when the step fires")
 
     @field_validator("when")
     @classmethod
@@ -303,6 +324,59 @@ class WritebackSpec(_Frozen):
     labels: bool = True
     label_prefix: str = "sla:"
     on_manual_change: Literal["keep", "override"] = "keep"
+    remaining_field: str | None = Field(
+        default=None,
+        description="a number custom field (Redmine: integer or float; Jira: number) that gets the time left "
+                    "of the due_date metric in working hours, negative once breached")
+    remaining_step: Duration = Field(default="1h", description="remaining_field changes only by steps of this size")
+    health_status: bool = Field(
+        default=False, description="GitLab Premium: the issue's health status follows the SLA state")
+    backlog_steps: Literal["last", "all", "mark"] = Field(
+        default="last",
+        description="when several escalation steps of an issue are due at once (an issue seen for the first "
+                    "time, or after an outage): run only the last one's actions and mark the earlier ones "
+                    "(last), run them all (all), or mark them all as fired without acting (mark)")
+
+    @field_validator("remaining_step")
+    @classmethod
+    def _step(cls, value: str) -> str:
+        if parse_duration(value) < 60:
+            raise ValueError(f"{value!r}: a step of at least 1m, e.g. 1h or 30m")
+        return value
+
+
+class ChannelSpec(_Frozen):
+    """A notification channel: an Apprise URL, which holds a secret, so only by
+    reference (exactly one of the two)."""
+
+    url_env: str | None = Field(default=None, description="environment variable holding the Apprise URL")
+    url_file: str | None = Field(default=None, description="file holding the Apprise URL")
+
+
+class NotifySpec(_Frozen):
+    """Where escalation messages and digests go (Apprise: Slack, Teams, e-mail, ntfy, webhooks...)."""
+
+    channels: dict[str, ChannelSpec] = Field(default_factory=dict)
+    quiet_outside: str | None = Field(
+        default=None, description="a calendar: messages due outside its working time wait for the next working time")
+
+
+def _check_cron(text: str) -> str:
+    from croniter import croniter  # only policies with a digest need it
+
+    if not croniter.is_valid(text) or len(text.split()) != 5:
+        raise ValueError(f"{text!r} is not a cron expression: five fields, minute hour day month weekday, "
+                         'e.g. "0 9 * * mon-fri"')
+    return text
+
+
+class DigestSpec(_Frozen):
+    """A scheduled message listing the open issues at risk and breached."""
+
+    channel: str = Field(description="a channel of notify.channels")
+    at: Annotated[str, AfterValidator(_check_cron)] = Field(
+        description='a cron expression in the calendar\'s timezone, e.g. "0 9 * * mon-fri"')
+    calendar: str | None = Field(default=None, description="its timezone and holidays (skipped on them); default UTC")
 
 
 class ReportSpec(_Frozen):
@@ -326,6 +400,9 @@ class PolicyFile(_Frozen):
     escalate: tuple[StepSpec, ...] = ()
     writeback: WritebackSpec = WritebackSpec()
     report: ReportSpec = ReportSpec()
+    notify: NotifySpec = NotifySpec()
+    digest: tuple[DigestSpec, ...] = Field(default=(),
+                                           description="scheduled messages of the issues at risk and breached")
 
 
 def json_schema() -> dict[str, Any]:

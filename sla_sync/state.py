@@ -11,6 +11,12 @@ Per policy it keeps:
 - per issue: the version (tracker's ``updated``) and neutral issue with history,
   and the values sla-sync last wrote (due date, due instant, assignee);
 - the escalation steps it fired (a journal; the markers on the issues decide);
+- the messages those steps send: queued as an intent before the step's writes,
+  ready once they landed (or once the issue's history shows they did, after a
+  lost answer or a killed pass), and marked sent just before they go out (taken
+  back when the channel reports a failure), so that neither a retry nor a killed
+  pass sends one twice; and the scheduled instant of the last digest of each
+  schedule;
 - a journal of runs: start, end, mode, counts, errors.
 
 A pass holds a per-policy lock: an exclusive ``flock`` on a file beside the SQLite
@@ -82,6 +88,23 @@ fired = Table(
     Column("step", Integer, primary_key=True),
     Column("fired_at", BigInteger, nullable=False),
 )
+notices = Table(
+    "notices", metadata,
+    Column("policy", String(200), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("step", Integer, primary_key=True),
+    Column("channel", String(200), primary_key=True),
+    Column("queued_at", BigInteger, nullable=False),
+    Column("position", Integer, nullable=False),  # in the step's notify list: messages go out in its order
+    Column("ready", Integer, nullable=False),  # 0: the step's writes are under way; 1: they landed
+    Column("sent_at", BigInteger, nullable=True),
+)
+digests = Table(
+    "digests", metadata,
+    Column("policy", String(200), primary_key=True),
+    Column("schedule", String(300), primary_key=True),  # channel and cron expression
+    Column("sent_for", BigInteger, nullable=False),  # the scheduled instant of the last one sent
+)
 names = Table(
     "names", metadata,
     Column("policy", String(200), primary_key=True),
@@ -109,6 +132,16 @@ class CachedIssue:
     version: str
     issue: Issue
     written: Written
+
+
+@dataclass(frozen=True)
+class PendingNotice:
+    """A step's message not yet sent (held for working time, or its send failed)."""
+
+    key: str
+    step: int
+    channel: str
+    queued_at: int
 
 
 @dataclass(frozen=True)
@@ -299,6 +332,68 @@ class Store:
         with self.engine.connect() as conn:
             rows = conn.execute(select(fired.c.step).where(fired.c.policy == policy, fired.c.key == key))
             return sorted(int(r.step) for r in rows)
+
+    def pending_notices(self, policy: str) -> list[PendingNotice]:
+        """The messages ready and not yet sent, oldest first."""
+        query = (select(notices).where(notices.c.policy == policy, notices.c.sent_at.is_(None), notices.c.ready == 1)
+                 .order_by(notices.c.queued_at, notices.c.key, notices.c.step, notices.c.position))
+        with self.engine.connect() as conn:
+            return [PendingNotice(r.key, int(r.step), r.channel, int(r.queued_at)) for r in conn.execute(query)]
+
+    def notice_intents(self, policy: str) -> list[PendingNotice]:
+        """The messages whose step's writes were under way when the pass ended."""
+        query = select(notices).where(notices.c.policy == policy, notices.c.ready == 0)
+        with self.engine.connect() as conn:
+            return [PendingNotice(r.key, int(r.step), r.channel, int(r.queued_at)) for r in conn.execute(query)]
+
+    def sent_notices(self, policy: str) -> dict[tuple[str, int, str], int]:
+        """(issue, step, channel) → when it was sent."""
+        query = select(notices).where(notices.c.policy == policy, notices.c.sent_at.is_not(None))
+        with self.engine.connect() as conn:
+            return {(r.key, int(r.step), r.channel): int(r.sent_at) for r in conn.execute(query)}
+
+    def queue_notices(self, policy: str, key: str, items: Iterable[tuple[int, str]], at: int) -> None:
+        """Record a step's messages as an intent, at once (not with the pass's other
+        writes), before the step's tracker writes.  One already recorded stays."""
+        with self.engine.begin() as conn:
+            for position, (step, channel) in enumerate(items):
+                known = conn.execute(select(notices.c.step).where(
+                    notices.c.policy == policy, notices.c.key == key, notices.c.step == step,
+                    notices.c.channel == channel)).first()
+                if known is None:
+                    conn.execute(insert(notices).values(policy=policy, key=key, step=step, channel=channel,
+                                                        queued_at=at, position=position, ready=0, sent_at=None))
+
+    def notices_ready(self, policy: str, key: str, steps: Iterable[int]) -> None:
+        """The steps' writes landed: their messages may go out, at once."""
+        numbers = list(steps)
+        if numbers:
+            with self.engine.begin() as conn:
+                conn.execute(update(notices).where(notices.c.policy == policy, notices.c.key == key,
+                                                   notices.c.step.in_(numbers)).values(ready=1))
+
+    def mark_sent(self, policy: str, key: str, step: int, channel: str, at: int | None) -> None:
+        """Record a message as sent (``at``), at once, before it is sent: a pass
+        killed while sending never sends it again.  ``None`` takes it back, when
+        the channel reported a failure (the next pass retries)."""
+        with self.engine.begin() as conn:
+            conn.execute(update(notices).where(notices.c.policy == policy, notices.c.key == key,
+                                               notices.c.step == step, notices.c.channel == channel)
+                         .values(sent_at=at))
+
+    def digest_sent_for(self, policy: str, schedule: str) -> int | None:
+        """The scheduled instant of the last digest sent for a schedule."""
+        with self.engine.connect() as conn:
+            value = conn.execute(select(digests.c.sent_for).where(
+                digests.c.policy == policy, digests.c.schedule == schedule)).scalar()
+        return None if value is None else int(value)
+
+    def set_digest_sent_for(self, policy: str, schedule: str, instant: int) -> None:
+        with self.engine.begin() as conn:
+            done = conn.execute(update(digests).where(digests.c.policy == policy, digests.c.schedule == schedule)
+                                .values(sent_for=instant))
+            if done.rowcount == 0:
+                conn.execute(insert(digests).values(policy=policy, schedule=schedule, sent_for=instant))
 
     def runs(self, policy: str | None = None, limit: int = 20) -> list[RunRecord]:
         query = select(runs).order_by(runs.c.id.desc()).limit(limit)

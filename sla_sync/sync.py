@@ -18,24 +18,38 @@ on the issues say which steps fired.
 
 A failed fetch ends the pass before any write.  An error on one issue is recorded
 and the others go on; the pass then reports a non-zero exit code.
+
+Messages (``notify``): a step's messages are recorded as an intent before its
+tracker writes and made ready once they landed (or, after a lost answer or a
+killed pass, once the issue's history shows the step fired); after the writes,
+the pass sends every ready message through the ``Sender``, each marked sent in
+the store just before it goes out and unmarked if the channel reports a failure:
+a pass killed while sending never sends a message twice (at worst, one killed in
+that very moment is lost).  A failure to send is an error of that issue, retried
+by the next pass; it never holds up a tracker write.  Outside the
+``notify.quiet_outside`` calendar's working time, ready messages wait, and the
+first pass inside it sends them with that pass's figures.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .digest import send_due_digests
 from .errors import AuthError, PartialWriteError, SlaSyncError, TrackerError
 from .evidence import evidence_of
 from .model import IssueSla, Written
+from .notify import Message, Sender, SendError, in_working_time, next_working_instant, step_message
 from .plan import IssuePlan, plan_issue
 from .policy import Policy
 from .redact import REDACTOR
-from .state import PassWrites, Store
+from .state import PassWrites, PendingNotice, Store
 from .timers import evaluate
 from .tracker import Cached, Fetched, Tracked, Tracker
+from .upcoming import Upcoming, next_change
 
 Progress = Callable[[int, int], None]
 
@@ -49,6 +63,10 @@ class Outcome:
     plan: IssuePlan
     applied: bool = False
     error: str | None = None
+    title: str = ""
+    assignee: str | None = None
+    fired_before: frozenset[int] = frozenset()  # the steps the evidence says fired in earlier passes
+    upcoming: Upcoming | None = None  # when time alone next changes its plan (after this pass's writes)
 
 
 @dataclass
@@ -64,6 +82,10 @@ class PassResult:
     refetched: int = 0
     errors: list[str] = field(default_factory=list)
     stopped: bool = False
+    sent: list[Message] = field(default_factory=list)  # messages the pass sent
+    waiting: list[PendingNotice] = field(default_factory=list)  # ready messages not sent (quiet hours, failures)
+    quiet: bool = False  # outside notify.quiet_outside's working time: messages wait
+    upcoming: Upcoming | None = None  # the pass's ``next_change``
 
     @property
     def changed(self) -> list[Outcome]:
@@ -72,6 +94,16 @@ class PassResult:
     @property
     def kept(self) -> list[tuple[str, str]]:
         return [(o.key, k) for o in self.outcomes for k in o.plan.kept]
+
+    def next_change(self, policy: Policy) -> Upcoming | None:
+        """The earliest instant at which some issue's plan changes by time alone
+        (labels, due date, a step, the remaining time), or held messages go out."""
+        found = [o.upcoming for o in self.outcomes if o.upcoming is not None]
+        if self.quiet and self.waiting:
+            opens = next_working_instant(policy.notify.quiet, self.now)
+            if opens is not None:
+                found.append(Upcoming(opens, self.waiting[0].key, "held messages go out"))
+        return min(found) if found else None
 
     @property
     def exit_code(self) -> int:
@@ -94,6 +126,8 @@ class PassResult:
             "forged_markers": forged,
             "errors": len(self.errors),
             "writes": writes,
+            "messages_sent": len(self.sent),
+            "messages_waiting": len(self.waiting),
         }
 
 
@@ -110,16 +144,23 @@ class Planned:
 
 def plan_all(
     tracked: list[Tracked], written: dict[str, Written], policy: Policy, now: int,
-    fired: Mapping[str, frozenset[int]] | None = None,
+    fired: Mapping[str, frozenset[int]] | None = None, *,
+    known: Collection[str] | None = None, cursor: int | None = None,
 ) -> list[Outcome]:
     """Evaluate and plan every fetched issue (pure); ``fired`` is what the store
-    recorded of the steps fired, the rest of the evidence is in each history."""
+    recorded of the steps fired, the rest of the evidence is in each history.
+    ``known`` are the issues the store remembers (``None``: evidence of adoption
+    is not looked for): one it does not, created before ``cursor`` (or with no
+    cursor yet), is being adopted (``writeback.backlog_steps``)."""
     out = []
     for t in tracked:
         sla = evaluate(t.issue, policy, now)
-        evidence = evidence_of(t.issue, policy, (fired or {}).get(t.issue.key, ()))
+        adopted = known is not None and t.issue.key not in known and (cursor is None or t.issue.created_at <= cursor)
+        evidence = evidence_of(t.issue, policy, (fired or {}).get(t.issue.key, ()), backlog=adopted)
         plan = plan_issue(sla, t.observed, written.get(t.issue.key, Written()), policy, evidence)
-        out.append(Outcome(t.issue.key, sla, plan))
+        upcoming = next_change(sla, t.issue.created_at, evidence.fired | set(plan.fired), policy, now)
+        out.append(Outcome(t.issue.key, sla, plan, title=t.issue.title, assignee=t.issue.assignee,
+                           fired_before=evidence.fired, upcoming=upcoming))
     return out
 
 
@@ -139,7 +180,11 @@ def fetch_and_plan(tracker: Tracker, policy: Policy, store: Store, now: int, res
     fetched = tracker.fetch(fetch_since(cursor, policy.overlap_s), cached)
     result.fetched, result.refetched = len(fetched.issues), fetched.refetched
     result.errors += [REDACTOR(p) for p in fetched.problems]
-    result.outcomes = plan_all(fetched.issues, written, policy, now, store.fired(policy.state_key))
+    result.outcomes = plan_all(fetched.issues, written, policy, now, store.fired(policy.state_key),
+                               known=cached.keys(), cursor=cursor)
+    if policy.notify.channels:
+        result.quiet = not in_working_time(policy.notify.quiet, now)
+        result.waiting = store.pending_notices(policy.state_key)
     return Planned(cursor, fetched, cached, written)
 
 
@@ -154,26 +199,35 @@ def run_pass(
     should_stop: Callable[[], bool] = lambda: False,
     progress: Progress | None = None,
     clock: Callable[[], float] = time.monotonic,
+    sender: Sender | None = None,
 ) -> PassResult:
     """One pass; see the module docstring.  ``clock`` measures the pass's duration
     (a monotonic clock; tests inject one): the run journal's ``finished_at`` is
-    ``now`` plus that duration."""
+    ``now`` plus that duration.  ``sender`` delivers the policy's messages
+    (without one, they stay queued in the store)."""
     result = PassResult(run_id, policy.name, "run" if apply else "plan", now)
     if not apply:
         fetch_and_plan(tracker, policy, store, now, result)
+        result.upcoming = result.next_change(policy)
         return result
     with store.lock(policy.state_key):
         started = clock()
         store.start_run(run_id, policy.state_key, "run", now)
         with store.pass_writes(policy.state_key) as writes:
             try:
-                _apply_pass(tracker, policy, store, writes, now, result, should_stop, progress, clock, started)
+                planned = _apply_pass(tracker, policy, store, writes, now, result, should_stop, progress, clock,
+                                      started)
+                if sender is not None:
+                    _send(policy, store, sender, planned, now, result)
+                    if policy.digests:
+                        send_due_digests(policy, store, sender, result, now)
             except BaseException as exc:
                 status = "failed" if isinstance(exc, SlaSyncError) else "aborted"
                 writes.finish_run(run_id, _finished(now, clock, started), status, result.counts(),
                                   [*result.errors, REDACTOR(_describe(exc))])
                 raise
             writes.save_directory(dict(tracker.directory))
+            result.upcoming = result.next_change(policy)
             writes.finish_run(run_id, _finished(now, clock, started), "partial" if result.errors else "ok",
                               result.counts(), result.errors)
     return result
@@ -198,7 +252,7 @@ def _apply_pass(
     progress: Progress | None,
     clock: Callable[[], float],
     started: float,
-) -> None:
+) -> Planned:
     planned = fetch_and_plan(tracker, policy, store, now, result)
     fetched, cached, written = planned.fetched, planned.cached, planned.written
     by_key = {t.issue.key: t for t in fetched.issues}
@@ -214,6 +268,9 @@ def _apply_pass(
             result.stopped = True
             failed += [by_key[o.key] for o in result.outcomes[done - 1:]]
             break
+        notices = outcome.plan.notices
+        if notices:  # an intent, committed before the writes: a killed pass cannot lose the message
+            store.queue_notices(policy.state_key, outcome.key, [(n.step, n.channel) for n in notices], now)
         if outcome.plan.changes:
             try:
                 tracker.apply(outcome.key, outcome.plan.changes)
@@ -225,16 +282,64 @@ def _apply_pass(
                 failed.append(by_key[outcome.key])
                 if isinstance(exc, PartialWriteError) and exc.steps_landed:
                     writes.record_fired(outcome.key, outcome.plan.fired, now)  # the notes and markers did land
+                    store.notices_ready(policy.state_key, outcome.key, {n.step for n in notices})
                 continue
             outcome.applied = True
             applied.append(outcome.key)
             writes.record_fired(outcome.key, outcome.plan.fired, now)
+        if notices:
+            store.notices_ready(policy.state_key, outcome.key, {n.step for n in notices})
         if outcome.plan.written != written.get(outcome.key, Written()):
             writes.set_written(outcome.key, outcome.plan.written)
         if progress:
             progress(done, total)
     latest = _refresh(tracker, writes, applied, result) if applied else None
     writes.set_cursor(next_cursor(planned.cursor, fetched, failed, latest, clock() - started, policy.overlap_s))
+    return planned
+
+
+def _send(policy: Policy, store: Store, sender: Sender, planned: Planned, now: int, result: PassResult) -> None:
+    """Send the ready messages (see the module docstring), each marked sent at once."""
+    by_key = {o.key: o for o in result.outcomes}
+    for intent in store.notice_intents(policy.state_key):  # writes under way when a pass ended
+        outcome = by_key.get(intent.key)
+        if outcome is not None and intent.step in outcome.fired_before:  # the history shows they landed
+            store.notices_ready(policy.state_key, intent.key, [intent.step])
+    result.waiting = store.pending_notices(policy.state_key)
+    if result.quiet or not result.waiting:
+        return
+    steps = {s.number: s for s in policy.steps}
+    waiting: list[PendingNotice] = []
+    for notice in result.waiting:
+        step = steps.get(notice.step)
+        if step is None or notice.channel not in policy.notify.channels:  # the policy no longer has it
+            store.mark_sent(policy.state_key, notice.key, notice.step, notice.channel, now)
+            continue
+        outcome = by_key.get(notice.key)
+        sla, title = (outcome.sla, outcome.title) if outcome is not None else _remembered(planned, notice.key,
+                                                                                           policy, now)
+        message = step_message(policy, notice.key, title, sla, step, notice.channel)
+        store.mark_sent(policy.state_key, notice.key, notice.step, notice.channel, now)  # at most once
+        try:
+            sender.send(message)
+        except SendError as exc:
+            store.mark_sent(policy.state_key, notice.key, notice.step, notice.channel, None)  # retried next pass
+            error = REDACTOR(f"{notice.key}: step {notice.step}: {exc}")
+            result.errors.append(error)
+            if outcome is not None:
+                outcome.error = f"{outcome.error}; {error}" if outcome.error else error
+            waiting.append(notice)
+            continue
+        result.sent.append(message)
+    result.waiting = waiting
+
+
+def _remembered(planned: Planned, key: str, policy: Policy, now: int) -> tuple[IssueSla | None, str]:
+    """The figures of an issue this pass did not fetch, from the store's copy."""
+    cached = planned.cached.get(key)
+    if cached is None:
+        return None, ""
+    return evaluate(cached.issue, policy, now), cached.issue.title
 
 
 def _refresh(tracker: Tracker, writes: PassWrites, keys: list[str], result: PassResult) -> int | None:

@@ -77,6 +77,9 @@ class AdapterOptions:
     agents_groups: tuple[str, ...] = ()
     sleep: Callable[[float], None] | None = None  # None: time.sleep; tests inject a fake
     max_wait: float = 60.0  # the longest single back-off wait, in seconds
+    remaining_field: str | None = None  # writeback.remaining_field: the number field for the time left
+    remaining_step_s: int = 3600  # writeback.remaining_step (an integer field needs whole hours)
+    health_status: bool = False  # writeback.health_status (GitLab)
 
 
 @runtime_checkable
@@ -160,5 +163,8 @@ def open_tracker(
         agents_groups=tuple(agents.groups) if agents else (),
         sleep=sleep,
         max_wait=spec.max_wait,
+        remaining_field=policy.writeback.remaining_field,
+        remaining_step_s=policy.writeback.remaining_step_s,
+        health_status=policy.writeback.health_status,
     )
     return load_factory(spec.kind)(spec, tracker_secret(policy, env), options)

@@ -26,11 +26,7 @@ CLI = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "sla_sync.cli
 PROJECT = "platform/incidents"
 TOKEN = "glpat-cli-test-secret-7"
 NOW = "2026-11-03T12:00:00Z"  # Tuesday; 07:00 in New York (EST since 1 November)
-BOTH_STEPS = (
-    "SLA: first response due soon; paging the on-call lead.\n\n"
-    "SLA: resolution target breached; escalated to the incident manager.\n\n"
-    "<!-- sla-sync: sla:escalated-1 -->\n\n<!-- sla-sync: sla:escalated-2 -->"
-)
+STEP_2 = "SLA: resolution target breached; escalated to the incident manager.\n\n<!-- sla-sync: sla:escalated-2 -->"
 
 
 def at(text: str) -> datetime:
@@ -94,19 +90,21 @@ def test_plan_then_run_writes_what_the_policy_says_and_a_second_run_nothing(
     plan = {i["key"]: i for i in json.loads(planned.stdout)["issues"]}
     assert set(plan) == {str(a), str(b), str(c)}  # d is closed: not even read without a cursor
     assert [(ch["kind"], ch.get("step")) for ch in plan[str(a)]["changes"] if ch.get("step")] == [
-        ("assign", 1), ("comment", 1), ("assign", 2), ("comment", 2)]
+        ("assign", 2), ("comment", 2)]  # both due on the first pass: backlog_steps: last
+    assert plan[str(a)]["marked"] == [1]
     assert fake.writes == 0
 
     sla_sync(env, "run", str(policy), "--now", NOW, "--state", state)
     # A: SEV1 (priority::1) on the 24x7 UTC calendar, 10h old with no answer: every target
-    # breached; resolution (8h) at 10:00 UTC.  Both steps fire: first response 50 % (the
-    # on-call lead) and resolution breached (the incident manager, who is assigned last).
+    # breached; resolution (8h) at 10:00 UTC.  Both steps are due on this first pass:
+    # backlog_steps' default (last) marks step 1 (first response 50 %: the on-call lead) and
+    # runs step 2 (resolution breached: the incident manager).
     issue = fake.issue(PROJECT, a)
     assert issue.due_date == "2026-11-03"
     assert sorted(issue.labels) == ["escalated", "priority::1", "sla:SEV1", "sla:breached", "sla:escalated-1",
                                     "sla:escalated-2"]
     assert [fake.users[i].username for i in issue.assignee_ids] == ["incident-manager"]
-    assert people_notes(fake, a) == [(BOTH_STEPS, True)]
+    assert people_notes(fake, a) == [(STEP_2, True)]
     # B: SEV3 on the New York on-call calendar (Mon-Fri 08-20), answered in 30 minutes.
     # Resolution 120h: 11h ran on Monday 09-20; 109h remain from Tuesday 08:00: Tue 12, Wed 12,
     # Thu 12, Fri 12, Mon 12, Tue 12, (Wed 11 Nov is Veterans Day), Thu 12, Fri 12, Mon 12 = 108,
@@ -125,7 +123,7 @@ def test_plan_then_run_writes_what_the_policy_says_and_a_second_run_nothing(
     assert fake.writes == 0
     assert set(fake.by_method()) == {"GET"}
     assert "0 updated" in second.stderr
-    assert people_notes(fake, a) == [(BOTH_STEPS, True)]
+    assert people_notes(fake, a) == [(STEP_2, True)]
 
 
 def test_check_online_passes_and_names_a_missing_user(setup: tuple[GitLabFake, Path, dict[str, str]]) -> None:

@@ -113,13 +113,12 @@ def test_run_writes_what_the_policy_says_and_a_second_run_nothing(fake: JiraFake
     plan = {i["key"]: compact(i["changes"]) for i in json.loads(planned.stdout)["issues"]}
     assert fake.writes == 0  # plan writes nothing
     # outage: Critical (Highest) on the 24x7 UTC calendar, 26h old: the 24h resolution was
-    # breached at 2026-11-03 10:00 UTC, so both steps fire; step 2 assigns after step 1.
+    # breached at 2026-11-03 10:00 UTC, so both steps are due on this first pass: with
+    # backlog_steps' default (last) step 2 acts and step 1 is only marked.
     assert plan[k["outage"]] == [
         ("due_date", "2026-11-03", None),
         ("due_instant", "2026-11-03T10:00:00Z", None),
         ("add_labels", ("sla:Critical", "sla:breached", "sla:escalated-1", "sla:escalated-2"), None),
-        ("watchers", ("service-desk-lead",), 1),
-        ("assign", "l2-engineer", 1),
         ("assign", "service-desk-lead", 2),
         ("comment", BREACH_NOTE, 2),
     ]
@@ -157,7 +156,7 @@ def test_run_writes_what_the_policy_says_and_a_second_run_nothing(fake: JiraFake
     outage = fake.issue(k["outage"])
     assert (outage.duedate, outage.custom[DUE]) == ("2026-11-03", at("2026-11-03T10:00:00"))
     assert outage.labels == ["sla:Critical", "sla:breached", "sla:escalated-1", "sla:escalated-2"]
-    assert outage.assignee == "lead" and outage.watchers == {"lead"}
+    assert outage.assignee == "lead" and outage.watchers == set()  # step 1 (watchers) was only marked
     assert [(c.body, c.public, c.author) for c in outage.comments] == [(BREACH_NOTE, False, fake.api_user)]
     high = fake.issue(k["high"])
     assert (high.duedate, high.custom[DUE], high.labels) == ("2026-11-06", at("2026-11-06T13:30:00"),

@@ -59,7 +59,7 @@ def test_run_writes_a_metrics_textfile(setup: Any, tmp_path: Path) -> None:
     assert value(found, "sla_sync_issues", level="P1", metric="resolution", state="breached") == 1
     assert value(found, "sla_sync_issues", level="P3", metric="first_response", state="running") == 1
     assert value(found, "sla_sync_writes_total", kind="due_date") == 2
-    assert value(found, "sla_sync_writes_total", kind="comment") == 2  # steps 2 and 3 (Redmine joins them in one note)
+    assert value(found, "sla_sync_writes_total", kind="comment") == 1  # step 3 (backlog_steps: last marks 1 and 2)
     assert value(found, "sla_sync_issues_fetched") == 2
     assert value(found, "sla_sync_last_success_timestamp_seconds") > 0
     assert value(found, "sla_sync_pass_duration_seconds") > 0

@@ -6,7 +6,7 @@ import pytest
 
 from sla_sync.evidence import Evidence
 from sla_sync.model import Change, IssueSla, Observed, SlaState, State, Written
-from sla_sync.plan import plan_issue
+from sla_sync.plan import Notice, plan_issue
 from sla_sync.policy import parse_policy
 
 POLICY_TEXT = """
@@ -27,6 +27,7 @@ escalate:
     comment: "Breached."
 writeback:
   on_manual_change: {mode}
+  backlog_steps: all
 """
 KEEP = parse_policy(POLICY_TEXT.replace("{mode}", "keep"))
 OVERRIDE = parse_policy(POLICY_TEXT.replace("{mode}", "override"))
@@ -155,3 +156,109 @@ def test_the_due_date_is_the_local_date_of_the_calendar() -> None:
     late = metric("resolution", State.RUNNING, 2 * H, 8 * H, due=1_793_660_400)  # 2026-11-02T23:00Z = 00:00 Madrid
     plan = plan_issue(sla(late), Observed(None, frozenset({"sla:P1"})), Written(), KEEP)
     assert plan.changes == (Change("due_date", value="2026-11-03"),)
+
+
+# -- several steps due at once: writeback.backlog_steps ----------------------------------------
+
+NOTIFY_TEXT = POLICY_TEXT.replace("{mode}", "keep").replace("  backlog_steps: all\n", "{backlog}") + """
+notify:
+  channels:
+    oncall: {url_env: ONCALL_URL}
+    lead: {url_file: /run/secrets/lead}
+"""
+NOTIFY_TEXT = NOTIFY_TEXT.replace('    comment: "Breached."', '    comment: "Breached."\n    notify: [oncall, lead]')
+NOTIFY_TEXT = NOTIFY_TEXT.replace("    add_labels: [escalated]", "    add_labels: [escalated]\n    notify: oncall")
+
+
+def backlog_policy(mode: str | None) -> object:
+    return parse_policy(NOTIFY_TEXT.replace("{backlog}", f"  backlog_steps: {mode}\n" if mode else ""))
+
+
+CAUGHT_UP = {  # both steps due at once (BREACHED): what each mode does
+    "all": ([Change("add_labels", values=("sla:breached", "escalated", "sla:escalated-1", "sla:escalated-2")),
+             Change("watchers", values=("manager",), step=1), Change("assign", value="manager", step=2),
+             Change("comment", value="Breached.", private=True, step=2)],
+            [Notice(1, "oncall"), Notice(2, "oncall"), Notice(2, "lead")], ()),
+    "last": ([Change("add_labels", values=("sla:breached", "sla:escalated-1", "sla:escalated-2")),
+              Change("assign", value="manager", step=2), Change("comment", value="Breached.", private=True, step=2)],
+             [Notice(2, "oncall"), Notice(2, "lead")], (1,)),
+    "mark": ([Change("add_labels", values=("sla:breached", "sla:escalated-1", "sla:escalated-2"))], [], (1, 2)),
+}
+
+
+@pytest.mark.parametrize("mode", [None, "last", "all", "mark"])
+def test_several_steps_due_at_once_follow_backlog_steps(mode: str | None) -> None:
+    changes, notices, marked = CAUGHT_UP[mode or "last"]  # last is the default
+    plan = plan_issue(sla(BREACHED), Observed(DUE_DATE, frozenset({"sla:P1"})), Written(DUE_DATE),
+                      backlog_policy(mode))  # type: ignore[arg-type]
+    assert list(plan.changes) == changes
+    assert list(plan.notices) == notices
+    assert plan.marked == marked
+    assert plan.fired == (1, 2)  # every due step is recorded as fired, acted on or not
+    assert plan.backlog == (mode or "last")
+
+
+@pytest.mark.parametrize("mode", ["last", "all", "mark"])
+def test_one_step_coming_due_in_the_ordinary_course_always_acts(mode: str) -> None:
+    plan = plan_issue(sla(RUNNING_5H), Observed(DUE_DATE, frozenset({"sla:P1"})), Written(DUE_DATE),
+                      backlog_policy(mode))  # type: ignore[arg-type]
+    assert Change("watchers", values=("manager",), step=1) in plan.changes
+    assert list(plan.notices) == [Notice(1, "oncall")]
+    assert plan.marked == () and plan.backlog is None
+
+
+def test_an_adopted_issue_with_one_step_due_is_caught_up_too() -> None:
+    """The store never saw it and it is older than the last pass: ``mark`` adopts it quietly."""
+    plan = plan_issue(sla(RUNNING_5H), Observed(DUE_DATE, frozenset({"sla:P1"})), Written(DUE_DATE),
+                      backlog_policy("mark"), Evidence(backlog=True))  # type: ignore[arg-type]
+    assert list(plan.changes) == [Change("add_labels", values=("sla:escalated-1",))]
+    assert plan.marked == (1,) and plan.fired == (1,) and plan.notices == ()
+
+
+def test_a_fired_step_sends_nothing_again() -> None:
+    plan = plan_issue(sla(BREACHED), Observed(DUE_DATE, frozenset({"sla:P1", "sla:breached", "sla:escalated-1",
+                                                                   "sla:escalated-2", "escalated"})),
+                      Written(DUE_DATE, "manager"), backlog_policy("all"),  # type: ignore[arg-type]
+                      Evidence(fired=frozenset({1, 2})))
+    assert plan.changes == () and plan.notices == ()
+
+
+# -- the remaining-time field and the health status --------------------------------------------
+
+SLA_FIELDS = parse_policy(POLICY_TEXT.replace("{mode}", "keep") + "  remaining_field: SLA hours left\n"
+                          "  remaining_step: 30m\n  health_status: true\n")
+
+
+@pytest.mark.parametrize(
+    ("state", "observed_remaining", "expected"),
+    [
+        (RUNNING_2H, None, "6"),  # 6 h left
+        (RUNNING_2H, "6", None),  # already there: nothing written
+        (RUNNING_2H, "6.0", None),  # the tracker's own spelling of the same number
+        (metric("resolution", State.RUNNING, 2 * H + 1, 8 * H, due=T0), "6", "5.5"),  # one second less: next step
+        (metric("resolution", State.RUNNING, 2 * H + 29 * 60, 8 * H, due=T0), "5.5", None),  # same step
+        (PAUSED, None, "5"),  # paused: the frozen time left
+        (BREACHED, "0", "-1"),  # an hour over: negative
+        (metric("resolution", State.BREACHED, 8 * H + 1, 8 * H, due=T0), None, "-0.5"),
+        (MET, "3", None),  # met: left alone
+    ],
+)
+def test_the_remaining_time_field_moves_by_whole_steps(
+    state: SlaState, observed_remaining: str | None, expected: str | None
+) -> None:
+    plan = plan_issue(sla(state), Observed(DUE_DATE, frozenset({"sla:P1", "sla:breached", "sla:at-risk"}),
+                                           remaining=observed_remaining), Written(DUE_DATE), SLA_FIELDS)
+    written = [c.value for c in plan.changes if c.kind == "remaining"]
+    assert written == ([expected] if expected else [])
+
+
+@pytest.mark.parametrize(
+    ("state", "health"),
+    [(RUNNING_2H, "on_track"), (metric("resolution", State.RUNNING, 7 * H, 8 * H, at_risk=True), "needs_attention"),
+     (BREACHED, "at_risk"), (MET, "on_track")],
+)
+def test_the_health_status_follows_the_sla_state(state: SlaState, health: str) -> None:
+    plan = plan_issue(sla(state), Observed(), Written(), SLA_FIELDS)
+    assert [c.value for c in plan.changes if c.kind == "health_status"] == [health]
+    again = plan_issue(sla(state), Observed(health_status=health), Written(), SLA_FIELDS)
+    assert not [c for c in again.changes if c.kind == "health_status"]

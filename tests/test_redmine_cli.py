@@ -64,16 +64,18 @@ def test_run_writes_what_the_policy_says_and_a_second_run_nothing(setup: Any, tm
     assert set(redmine.requests()) == {"GET"}  # plan writes nothing
 
     sla_sync(env, "run", str(policy), "--now", NOW, "--state", state)
-    # A: P1 on the 24x7 UTC calendar, 28h old: every target breached, all three steps fire;
+    # A: P1 on the 24x7 UTC calendar, 28h old: every target breached, all three steps due at
+    # once on the first pass: backlog_steps' default (last) runs step 3 and marks 1 and 2.
     # resolution (24h) was breached at 2026-11-03 08:00 UTC.
+    assert plan[a]["marked"] == [1, 2] and plan[a]["backlog_steps"] == "last"
     seen = redmine.observe(a)
     assert seen.due_date == "2026-11-03"
     assert seen.labels == {"sla:P1", "sla:breached", "sla:escalated-1", "sla:escalated-2", "sla:escalated-3"}
-    assert seen.assignee == "manager"  # step 3 assigns after step 2
-    assert redmine.watchers(a) == {"manager"}
+    assert seen.assignee == "manager"  # step 3's
+    assert redmine.watchers(a) == set()  # step 1 was marked, not acted on
     notes = redmine.notes(a)
-    assert len(notes) == 1 and notes[0][1] is True  # one private note with both steps' texts
-    assert "second level" in notes[0][0] and "support manager" in notes[0][0]
+    assert len(notes) == 1 and notes[0][1] is True  # step 3's private note only
+    assert "second level" not in notes[0][0] and "support manager" in notes[0][0]
     # B: P3 on office hours; 2 Nov is a Madrid holiday, so 4h ran on Tuesday 09-13; 76h of the
     # 80h remain: Tue 4 + Wed 8 + Thu 8 + Fri 6 + Mon 8 + Tue 8 + Wed 8 + Thu 8 + Fri 6 + Mon 8 = 72,
     # then 4h on Tuesday 17 Nov.

@@ -242,7 +242,14 @@ def test_a_forged_marker_is_reported_in_the_summary_and_the_step_fires(store: St
     result = escalating_pass(memory, store, START + HOUR + MINUTE)  # 50 % of 2h is past
     assert memory.issues[key].assignee == "alice"
     assert result.counts()["forged_markers"] == 1
-    assert summary(result).endswith(", 1 forged or manual markers ignored")
+    assert summary(result).split("; ")[0].endswith(", 1 forged or manual markers ignored")
+
+
+def test_the_summary_says_when_the_next_change_is_due(store: Store) -> None:
+    """START + 1h01m of a 2h resolution: at risk (75 %) at START + 1h30m, the first change ahead."""
+    memory, (key,) = issues(1)
+    result = escalating_pass(memory, store, START + HOUR + MINUTE)
+    assert summary(result).endswith(f"; next change due 2026-11-02T09:30:00Z ({key}: resolution at risk)")
 
 
 def test_a_marker_a_person_removed_is_put_back_and_the_step_does_not_fire_again(store: Store) -> None:

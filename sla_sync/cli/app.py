@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from importlib.metadata import entry_points
+from importlib.metadata import PackageNotFoundError, entry_points, version
 from pathlib import Path
 from typing import IO, Annotated
 
@@ -25,6 +25,7 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from typer._completion_shared import get_completion_script, install
 
 from ..calendar import iso_utc
 from ..errors import TrackerError, UserError
@@ -46,11 +47,99 @@ app = typer.Typer(
         "escalations back. Exit codes: 0 ok, 1 partly done, 2 bad input."
     ),
     no_args_is_help=True,
+    # typer's own completion options (add_completion) are flags: they ignore a shell named
+    # after them and guess it from the process tree.  The callback below defines both
+    # options with the shell as their value, on typer's own scripts and installer.
     add_completion=False,
     pretty_exceptions_enable=False,
 )
 
+PROG = "sla-sync"
+COMPLETE_VAR = "_SLA_SYNC_COMPLETE"  # what typer's scripts set when the shell asks for completions
+SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
+
 BUILTIN_KINDS = ("redmine", "gitlab", "jira")
+
+# -- the application's own options: --version, shell completion --------------------------
+
+
+def version_line(lookup: Callable[[str], str] = version) -> str:
+    """``sla-sync X.Y.Z``, from the installed distribution; ``0+unknown`` when run from
+    a source tree that was never installed."""
+    try:
+        return f"{PROG} {lookup(PROG)}"
+    except PackageNotFoundError:
+        return f"{PROG} 0+unknown"
+
+
+def completion_shell(value: str, flag: str) -> str:
+    """A shell typer writes completion for, or a ``UserError`` naming the flag and the shells."""
+    if value not in SHELLS:
+        raise UserError(f"{flag} {value!r}: name your shell, one of {', '.join(SHELLS)}")
+    return value
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        out(version_line())
+        raise typer.Exit(0)
+
+
+def _show_completion(ctx: typer.Context, value: str | None) -> None:
+    if value is None or ctx.resilient_parsing:
+        return
+    shell = completion_shell(value, "--show-completion")
+    out(get_completion_script(prog_name=PROG, complete_var=COMPLETE_VAR, shell=shell))
+    raise typer.Exit(0)
+
+
+def _install_completion(ctx: typer.Context, value: str | None) -> None:
+    if value is None or ctx.resilient_parsing:
+        return
+    shell = completion_shell(value, "--install-completion")
+    _shell, path = install(shell=shell, prog_name=PROG, complete_var=COMPLETE_VAR)
+    out(f"{shell} completion installed in {path}; it takes effect in a new shell")
+    raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_show_version,
+            is_eager=True,
+            expose_value=False,
+            help="Print sla-sync's version and exit.",
+        ),
+    ] = False,
+    _install: Annotated[
+        str | None,
+        typer.Option(
+            "--install-completion",
+            metavar="SHELL",
+            callback=_install_completion,
+            is_eager=True,
+            expose_value=False,
+            help=f"Install tab completion for SHELL ({', '.join(SHELLS)}).",
+        ),
+    ] = None,
+    _show: Annotated[
+        str | None,
+        typer.Option(
+            "--show-completion",
+            metavar="SHELL",
+            callback=_show_completion,
+            is_eager=True,
+            expose_value=False,
+            help="Print the completion script for SHELL, to copy it or customize the installation.",
+        ),
+    ] = None,
+) -> None:
+    # No docstring: the application's help above is the one ``--help`` shows.
+    pass
+
 
 # -- options more than one command takes ---------------------------------------------------
 

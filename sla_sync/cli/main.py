@@ -5,22 +5,24 @@ from __future__ import annotations
 import sys
 
 import typer
+from typer._completion_classes import completion_init
 from typer.exceptions import TyperException
 
 from ..errors import SlaSyncError, UserError
 from ..positions import PolicyError
-from . import reading, sync_commands
-from .app import InputError, app, err
+from . import notify_commands, reading, sync_commands
+from .app import COMPLETE_VAR, InputError, app, err
 
-COMMANDS = (sync_commands, reading)  # importing them registers their commands on ``app``
+COMMANDS = (sync_commands, reading, notify_commands)  # importing them registers their commands on ``app``
 
 __all__ = ["COMMANDS", "app", "main"]
 
 
 def main() -> None:
     """Run the command line; exit 2 on bad input, 1 when a tracker failed for good."""
+    completion_init()  # typer's answers to the completion scripts of ``--show-completion``
     try:
-        code = app(standalone_mode=False)
+        code = app(standalone_mode=False, complete_var=COMPLETE_VAR)  # the variable the scripts set
     except UserError as exc:
         err(str(exc) if isinstance(exc, (PolicyError, InputError)) else f"sla-sync: {exc}")
         sys.exit(2)

@@ -44,10 +44,17 @@ def print_plan(result: PassResult, fmt: str) -> None:
                         for c in o.plan.changes
                     ],
                     "kept": list(o.plan.kept),
+                    "messages": [{"step": n.step, "channel": n.channel} for n in o.plan.notices],
+                    "marked": list(o.plan.marked),
+                    **({"backlog_steps": o.plan.backlog} if o.plan.backlog else {}),
                     "error": o.error,
                 }
                 for o in result.outcomes if o.plan.changes or o.plan.kept or o.error
             ],
+            "messages_waiting": [{"key": n.key, "step": n.step, "channel": n.channel} for n in result.waiting],
+            "messages_sent": len(result.sent),
+            "next_change": None if result.upcoming is None else {
+                "at": iso_utc(result.upcoming.at), "key": result.upcoming.key, "why": result.upcoming.why},
         }
         out(json.dumps(doc, indent=2))
         return
@@ -59,6 +66,9 @@ def print_plan(result: PassResult, fmt: str) -> None:
     table.add_column("changes")
     for o in result.outcomes:
         lines = [describe_change(c) for c in o.plan.changes] + [f"kept: {k}" for k in o.plan.kept]
+        lines += [f"message to {n.channel} (step {n.step})" for n in o.plan.notices]
+        lines += [f"step {n} marked as fired without its actions (backlog_steps: {o.plan.backlog}: "
+                  f"{_why_marked(o.plan.backlog)})" for n in o.plan.marked]
         if o.error:
             lines.append(f"[red]error: {escape(o.error)}[/red]")
         if lines:
@@ -67,6 +77,16 @@ def print_plan(result: PassResult, fmt: str) -> None:
         console.print(table)
     else:
         console.print(f"{result.policy}: nothing to change in {result.fetched} issues")
+    if result.waiting:
+        why = ("outside the working time of notify.quiet_outside: the first pass inside it sends them"
+               if result.quiet else "the next pass sends them")
+        console.print(f"{len(result.waiting)} messages waiting ({why})")
+
+
+def _why_marked(mode: str | None) -> str:
+    if mode == "mark":
+        return "several steps were due at once, or the issue is being adopted; recorded, not acted on"
+    return "a later step was due at the same time and acted instead"
 
 
 def text_console(output: str) -> tuple[Console, io.StringIO | None]:

@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -15,10 +16,11 @@ import typer
 
 from ..errors import LockedError, TrackerError, UserError
 from ..neutral import LineError, dump_line, read_issues, sla_to_json
+from ..notify import check_channels
 from ..observe import LOGGER, Metrics
 from ..policy import Policy
 from ..positions import PolicyError, read_yaml
-from ..runner import one_pass
+from ..runner import one_pass, wake_after
 from ..schema import json_schema
 from ..state import Store, default_location
 from ..sync import PassResult
@@ -48,7 +50,8 @@ def check(
     files: Annotated[list[Path], typer.Argument(help="Policy files to validate.", show_default=False)],
     online: Annotated[
         bool,
-        typer.Option("--online", help="Also connect to each tracker: project, custom fields, users and groups."),
+        typer.Option("--online", help="Also connect to each tracker (project, custom fields, users and groups) "
+                                      "and check each notification channel's secret and URL (nothing is sent)."),
     ] = False,
 ) -> None:
     """Validate policy files: every problem as FILE:LINE:COL: message.
@@ -115,10 +118,12 @@ def read_policies(paths: list[Path]) -> list[Policy]:
 
 
 def check_online(policy: Policy) -> list[str]:
-    """What an admin must add on the tracker for this policy to work."""
+    """What an admin must add on the tracker (and to the notification channels:
+    each secret set, each URL one Apprise can read; nothing is sent) for this
+    policy to work."""
     if policy.tracker is None:
         return ["the policy has no `tracker` section: nothing to check online"]
-    return tracker_for(policy).check(policy.tracker_labels, policy.tracker_names)
+    return tracker_for(policy).check(policy.tracker_labels, policy.tracker_names) + check_channels(policy, os.environ)
 
 
 def _pass(policy: Policy, store: Store, now: int, *, apply: bool, metrics: Metrics | None = None,
@@ -230,7 +235,13 @@ def watch(
     metrics_addr: Annotated[str, typer.Option(help="Address for --metrics-port.")] = "0.0.0.0",
     log_format: LogFormatOpt = "plain",
 ) -> None:
-    """Run passes every --every until SIGTERM or Ctrl-C; a stop waits for the write in flight."""
+    """Run passes every --every until SIGTERM or Ctrl-C; a stop waits for the write in flight.
+
+    Between passes it sleeps --every, or less: until the next instant at which some
+    issue's plan changes by time alone (a step's threshold, at risk, a breach, held
+    messages), so a step fires within seconds of its threshold. With --now (a
+    simulation) it always sleeps --every.
+    """
     try:
         interval = parse_duration(every)
     except ValueError as exc:
@@ -254,6 +265,7 @@ def watch(
     count, worst = 0, 0
     try:
         while not stop.is_set():
+            upcoming: list[int] = []
             for policy in policies:
                 if stop.is_set():
                     break
@@ -266,10 +278,12 @@ def watch(
                     worst = max(worst, 1)  # the next pass tries again
                     continue
                 worst = max(worst, result.exit_code)
+                if result.upcoming is not None:
+                    upcoming.append(result.upcoming.at)
             count += 1
             if passes is not None and count >= passes:
                 break
-            stop.wait(interval)
+            stop.wait(interval if now is not None else wake_after(interval, min(upcoming, default=None), time.time()))
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -48,7 +48,7 @@ class GitLabHarness:
 
     def __init__(self, timeout: float = 2.0) -> None:
         self.timeout = timeout
-        self.fake = GitLabFake()
+        self.fake = GitLabFake(premium=True)  # health status, for the suite's health test
         for login in (BOT, *AGENTS, *CUSTOMERS, "manager"):
             self.fake.add_user(login)
         self.fake.add_group("support-agents", AGENTS)
@@ -128,7 +128,7 @@ class GitLabHarness:
         issue = self.fake.issue(PROJECT, int(key))
         labels = frozenset(lbl for lbl in issue.labels if not lbl.startswith(("status::", "priority::")))
         assignee = self.fake.users[issue.assignee_ids[0]].username if issue.assignee_ids else None
-        return Observed(issue.due_date, labels, assignee)
+        return Observed(issue.due_date, labels, assignee, health_status=issue.health_status)
 
     def notes(self, key: str) -> list[tuple[str, bool]]:
         out = []

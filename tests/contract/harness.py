@@ -51,6 +51,7 @@ escalate:
     comment: "SLA breached: escalated to the manager."
 """
 BREACH_NOTE = "SLA breached: escalated to the manager."
+REMAINING_FIELD = "SLA hours left"  # the number field each harness's tracker has for the time left
 
 
 class Harness(Protocol):
@@ -90,7 +91,9 @@ class Harness(Protocol):
         edit rights could."""
 
     def observe(self, key: str) -> Observed:
-        """The issue's due date, SLA labels and assignee, read directly."""
+        """The issue's due date, SLA labels and assignee, read directly; and where
+        the tracker has them, the time-left field (``REMAINING_FIELD``) and the
+        health status."""
 
     def notes(self, key: str) -> list[tuple[str, bool]]:
         """(text, private) of every note, oldest first, read directly."""

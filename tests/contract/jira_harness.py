@@ -17,7 +17,7 @@ from sla_sync.adapters.jira import neutral_instant
 from sla_sync.model import Observed
 from sla_sync.policy import Policy, parse_policy
 from sla_sync.tracker import Tracker, open_tracker
-from tests.contract.harness import fill
+from tests.contract.harness import REMAINING_FIELD, fill
 from tests.fakes.chaos import Chaos
 from tests.fakes.http import Fault
 from tests.fakes.jira_fake import JiraFake
@@ -29,6 +29,7 @@ TOKEN_ENV = "SLA_SYNC_TEST_JIRA_TOKEN"
 TOKEN = "sla-sync-secret"
 PROJECT = "SD"
 DUE_FIELD = "customfield_10050"
+REMAINING_ID = "customfield_10052"  # a Number Field called REMAINING_FIELD
 AGENTS = ("alice", "bob", "carol")
 CUSTOMERS = ("erin", "dave")
 
@@ -44,6 +45,7 @@ class JiraHarness:
             self.fake.add_user(login, login, groups=["service-desk-team"] if login in AGENTS else [])
         self.fake.add_project(PROJECT, "Service Desk")
         self.fake.add_field(DUE_FIELD, "SLA due", "datetime")
+        self.fake.add_field(REMAINING_ID, REMAINING_FIELD, "number")
         self.fake.start()
 
     # -- set-up ---------------------------------------------------------------------
@@ -100,8 +102,10 @@ class JiraHarness:
     def observe(self, key: str) -> Observed:
         issue = self.fake.issue(key)
         instant = issue.custom.get(DUE_FIELD)
+        left = issue.custom.get(REMAINING_ID)
         return Observed(issue.duedate, frozenset(issue.labels), issue.assignee,
-                        neutral_instant(instant.isoformat()) if instant else None)
+                        neutral_instant(instant.isoformat()) if instant else None,
+                        remaining=None if left is None else f"{left:g}")
 
     def notes(self, key: str) -> list[tuple[str, bool]]:
         return [(c.body, not c.public) for c in self.fake.issue(key).comments]

@@ -93,7 +93,8 @@ class MemoryHarness:
 
     def observe(self, key: str) -> Observed:
         issue = self.memory.issues[key]
-        return Observed(issue.due_date, frozenset(issue.labels), issue.assignee)
+        return Observed(issue.due_date, frozenset(issue.labels), issue.assignee, remaining=issue.remaining,
+                        health_status=issue.health_status)
 
     def notes(self, key: str) -> list[tuple[str, bool]]:
         return [(n.text, n.private) for n in self.memory.issues[key].notes]

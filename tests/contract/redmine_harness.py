@@ -12,7 +12,7 @@ from redmine_local import Client, Instance, stamp
 from sla_sync.model import Observed
 from sla_sync.policy import Policy, parse_policy
 from sla_sync.tracker import Tracker, open_tracker
-from tests.contract.harness import fill
+from tests.contract.harness import REMAINING_FIELD, fill
 from tests.fakes.chaos import Chaos
 from tests.fakes.proxy import Fault, FaultProxy
 
@@ -121,11 +121,15 @@ class RedmineHarness:
     def observe(self, key: str) -> Observed:
         row = self._issue(key)
         labels: list[str] = []
+        remaining: str | None = None
         for cf in row.get("custom_fields") or []:
             if cf["name"] == "SLA":
                 labels = [v for v in (cf.get("value") or []) if v]
+            if cf["name"] == REMAINING_FIELD:
+                remaining = cf.get("value") or None
         assigned = row.get("assigned_to")
-        return Observed(row.get("due_date"), frozenset(labels), self.logins.get(assigned["id"]) if assigned else None)
+        return Observed(row.get("due_date"), frozenset(labels), self.logins.get(assigned["id"]) if assigned else None,
+                        remaining=remaining)
 
     def notes(self, key: str) -> list[tuple[str, bool]]:
         return [

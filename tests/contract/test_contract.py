@@ -19,7 +19,7 @@ from sla_sync.model import State
 from sla_sync.state import Store
 from sla_sync.sync import PassResult, run_pass
 from sla_sync.timers import evaluate
-from tests.contract.harness import BODY, BREACH_NOTE
+from tests.contract.harness import BODY, BREACH_NOTE, REMAINING_FIELD
 
 KINDS = ["redmine", "gitlab", "jira", "jira_dc", "memory"]
 
@@ -242,7 +242,7 @@ def test_markers_a_customer_forged_neither_stop_the_steps_nor_fire_them_twice(ha
     ]
     assert harness.notes(key) == [(BREACH_NOTE, True)]
     assert harness.observe(key).assignee == "manager"
-    assert "manager" in harness.watchers(key)  # (Redmine made the editing customer a watcher too)
+    assert [o.plan.marked for o in first.outcomes if o.key == key] == [(1,)]  # backlog_steps: last
 
     one_pass(harness, store, "2026-11-02T17:05:00")  # sla-sync's own markers go on
     assert harness.observe(key).labels >= {"sla:escalated-1", "sla:escalated-2"}
@@ -267,3 +267,63 @@ def test_a_due_date_a_person_changed_is_kept_after_the_store_is_lost(harness: An
     assert harness.observe(key).due_date == "2026-12-24"  # the history says a person set it
     assert [note for k, note in fresh.kept if k == key] == [
         "due date set by hand to 2026-12-24 (not by sla-sync): kept"]
+
+
+def non_get(harness: Any) -> int:
+    return sum(n for method, n in harness.requests().items() if method != "GET")
+
+
+REMAINING_BODY = BODY + f'writeback:\n  remaining_field: "{REMAINING_FIELD}"\n'
+
+
+@pytest.mark.parametrize("kind", ["redmine", "jira", "jira_dc", "memory"])  # GitLab has no custom fields
+def test_the_time_left_is_written_once_per_hour_and_a_second_pass_writes_nothing(
+        kind: str, request: pytest.FixtureRequest, state_url: str) -> None:
+    harness = request.getfixturevalue(kind)
+    store = Store(state_url)
+    policy = harness.policy(REMAINING_BODY)
+    key = harness.create_issue("Slow export", priority="P2", created_at=at("2026-11-02T08:00:00"))
+
+    def run(now: str) -> PassResult:
+        return run_pass(harness.tracker(policy), policy, store, utc_seconds(at(now)), apply=True, run_id="t")
+
+    assert run("2026-11-02T10:30:00").errors == []  # resolution 24h, 2.5h used: 21.5h left, shown as 21
+    assert harness.observe(key).remaining == "21"
+    harness.reset_requests()
+    again = run("2026-11-02T10:30:00")
+    assert [o.plan.changes for o in again.outcomes if o.plan.changes] == []
+    assert non_get(harness) == 0
+    run("2026-11-02T10:59:00")  # still 21 whole hours left
+    assert non_get(harness) == 0
+    run("2026-11-02T11:30:00")  # 20.5h left
+    assert harness.observe(key).remaining == "20"
+    assert non_get(harness) == 1  # the one field, in one write
+    harness.reset_requests()
+    run("2026-11-03T09:30:00")  # 25.5h used: breached 1.5h ago, shown as -2 (rounded down)
+    assert harness.observe(key).remaining == "-2"
+
+
+HEALTH_BODY = BODY + "writeback:\n  health_status: true\n"
+
+
+@pytest.mark.parametrize("kind", ["gitlab", "memory"])  # Redmine and Jira have no health status
+def test_the_health_status_follows_the_clocks(kind: str, request: pytest.FixtureRequest, state_url: str) -> None:
+    harness = request.getfixturevalue(kind)
+    store = Store(state_url)
+    policy = harness.policy(HEALTH_BODY)
+    key = harness.create_issue("Checkout down", priority="P1", created_at=at("2026-11-02T08:00:00"))
+
+    def run(now: str) -> PassResult:
+        return run_pass(harness.tracker(policy), policy, store, utc_seconds(at(now)), apply=True, run_id="t")
+
+    seen = []
+    for now in ("2026-11-02T08:05:00",  # first response 30m: 5m used
+                "2026-11-02T08:25:00",  # 25m used, past the 75 % warning
+                "2026-11-02T08:40:00"):  # breached
+        assert run(now).errors == []
+        seen.append(harness.observe(key).health_status)
+    assert seen == ["on_track", "needs_attention", "at_risk"]
+    harness.reset_requests()
+    again = run("2026-11-02T08:40:00")
+    assert [o.plan.changes for o in again.outcomes if o.plan.changes] == []
+    assert non_get(harness) == 0

@@ -13,8 +13,9 @@ Endpoints (all under ``/api/v4``): ``GET /user``, ``GET /users?username=``,
 (numeric id or URL-encoded path), ``GET /projects/:id/labels``,
 ``GET /projects/:id/members/all/:user_id``, ``GET|POST /projects/:id/issues``,
 ``GET|PUT /projects/:id/issues/:iid``, ``GET|POST .../notes``,
-``GET .../resource_state_events``, ``GET .../resource_label_events`` and
-``GET .../participants``.  Lists are paginated like GitLab (``page``,
+``GET .../resource_state_events``, ``GET .../resource_label_events``,
+``GET .../participants``, and ``POST /api/graphql`` for the one mutation sla-sync
+sends (``updateIssue`` with ``healthStatus``).  Lists are paginated like GitLab (``page``,
 ``per_page`` up to 100, ``Link`` with ``rel="next"``, ``X-Next-Page``, ``X-Page``,
 ``X-Per-Page``, ``X-Total``, ``X-Total-Pages``).  Errors carry GitLab's bodies:
 ``{"message": "401 Unauthorized"}``, ``{"message": "404 Project Not Found"}``,
@@ -28,6 +29,14 @@ Scoped labels are exclusive (GitLab Premium): adding ``status::b`` removes
 ``status::a``, recorded as a removal.  A missing label is created on use when the
 acting user has at least the Reporter role, silently dropped otherwise; an
 assignee who is not a member of the project is silently dropped (both as GitLab).
+
+Health status (``premium=True``; GitLab Premium and Ultimate): the issue JSON
+carries ``health_status`` (``on_track``, ``needs_attention``, ``at_risk`` or
+``null``) and GraphQL's ``updateIssue`` sets it (a Reporter at least), leaving a
+system note "changed health status to **on track**" by the acting user.  Without
+it the key is absent and the mutation keeps nothing (``healthStatus: null``), as
+on a GitLab without the licence.  The REST ``PUT`` does not take
+``health_status`` (GitLab's neither).
 """
 
 from __future__ import annotations
@@ -50,6 +59,9 @@ API = "/api/v4"
 GUEST, REPORTER, DEVELOPER, MAINTAINER = 10, 20, 30, 40
 MENTION = re.compile(r"(?<![\w.@])@([A-Za-z0-9_][A-Za-z0-9_.-]*)")
 HIDDEN = re.compile(r"<!--.*?-->", re.S)
+HEALTH = {"onTrack": "on_track", "needsAttention": "needs_attention", "atRisk": "at_risk"}  # GraphQL -> REST
+NO_ACCESS = ("The resource that you are attempting to access does not exist or you don't have permission to "
+             "perform this action")
 
 
 def stamp(moment: datetime) -> str:
@@ -129,6 +141,7 @@ class Issue:
     due_date: str | None = None
     milestone: str | None = None
     issue_type: str = "issue"
+    health_status: str | None = None  # on_track, needs_attention, at_risk (Premium)
     notes: list[dict[str, Any]] = field(default_factory=list)
     label_events: list[dict[str, Any]] = field(default_factory=list)
     state_events: list[dict[str, Any]] = field(default_factory=list)
@@ -148,9 +161,10 @@ class Project:
 class GitLabFake(FakeServer):
     """GitLab's REST API v4, in memory (see the module docstring)."""
 
-    def __init__(self, now: datetime | None = None) -> None:
+    def __init__(self, now: datetime | None = None, *, premium: bool = False) -> None:
         super().__init__()
         self.now = now or datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+        self.premium = premium  # the licence has health status (see the module docstring)
         self.users: dict[int, User] = {}
         self.tokens: dict[str, int] = {}
         self.groups: dict[int, Group] = {}
@@ -272,6 +286,13 @@ class GitLabFake(FakeServer):
         with self.lock:
             proj = self.project(project)
             self._assign(proj, proj.issues[iid], [self.user(n).id for n in usernames], self.user(by), at or self.now)
+
+    def set_health_status(self, project: str | int, iid: int, health: str | None, *, by: str,
+                          at: datetime | None = None) -> None:
+        """A person sets the health status (``on_track``, ``needs_attention``, ``at_risk`` or ``None``)."""
+        with self.lock:
+            proj = self.project(project)
+            self._health(proj, proj.issues[iid], health, self.user(by), at or self.now)
 
     def reset_issues(self) -> None:
         """Forget every issue, fault and request count (users, groups, projects stay)."""
@@ -402,6 +423,16 @@ class GitLabFake(FakeServer):
         self._note(proj, issue, text, user, at, system=True)
         return True
 
+    def _health(self, proj: Project, issue: Issue, health: str | None, user: User, at: datetime) -> bool:
+        if health == issue.health_status:
+            return False
+        old, issue.health_status = issue.health_status, health
+        # as EE's SystemNotes::IssuablesService words it
+        text = (f"changed health status to **{health.replace('_', ' ')}**" if health
+                else f"removed health status **{(old or '').replace('_', ' ')}**")
+        self._note(proj, issue, text, user, at, system=True)
+        return True
+
     def _assign(self, proj: Project, issue: Issue, ids: list[int], user: User, at: datetime) -> bool:
         ids = [i for i in dict.fromkeys(ids) if i in self.users and self.access(proj, self.users[i]) > 0]
         if ids == issue.assignee_ids:
@@ -452,7 +483,9 @@ class GitLabFake(FakeServer):
                          "updated_at": "2016-01-04T15:31:39.996Z"}
         web = f"{self._base()}/{proj.path}/-/issues/{issue.iid}"
         links = f"{self._base()}{API}/projects/{proj.id}"
+        extra = {"health_status": issue.health_status} if self.premium else {}
         return {
+            **extra,
             "id": issue.id, "iid": issue.iid, "project_id": proj.id, "title": issue.title,
             "description": issue.description, "state": issue.state,
             "created_at": stamp(issue.created_at), "updated_at": stamp(issue.updated_at),
@@ -575,6 +608,7 @@ class GitLabFake(FakeServer):
         ]
         for method, template, handler in table:
             self.route(method, API + template, handler)
+        self.route("POST", "/api/graphql", self._graphql)
 
     # -- handlers -------------------------------------------------------------------------
 
@@ -753,6 +787,33 @@ class GitLabFake(FakeServer):
 
     def _label_events(self, request: Request) -> Reply:
         return self._page(request, self._issue(request)[1].label_events)
+
+    def _graphql(self, request: Request) -> Reply:
+        """``updateIssue(input: {projectPath, iid, healthStatus})``, with variables
+        ``path``, ``iid`` and ``health`` as the adapter sends them; GraphQL answers
+        200 with ``errors`` when something is wrong."""
+        data = request.json() or {}
+        query, variables = str(data.get("query") or ""), data.get("variables") or {}
+        if "updateIssue" not in query or "healthStatus" not in query:
+            return Reply(200, {"errors": [{"message": "the fake serves the updateIssue healthStatus mutation only"}]})
+        wanted = variables.get("health")
+        if wanted is not None and wanted not in HEALTH:
+            return Reply(200, {"errors": [{"message": f"Variable $health of type HealthStatus was provided invalid "
+                                                      f"value ({wanted!r})"}]})
+        me = self._me()
+        try:
+            proj = self.project(str(variables.get("path")))
+            issue = proj.issues[int(str(variables.get("iid")))]
+        except (KeyError, ValueError):
+            return Reply(200, {"data": {"updateIssue": None},
+                               "errors": [{"message": NO_ACCESS, "path": ["updateIssue"]}]})
+        if self.access(proj, me) < REPORTER and not me.admin:
+            return Reply(200, {"data": {"updateIssue": None},
+                               "errors": [{"message": NO_ACCESS, "path": ["updateIssue"]}]})
+        if self.premium:
+            self._health(proj, issue, HEALTH.get(wanted) if wanted else None, me, self.now)
+        shown = next((k for k, v in HEALTH.items() if v == issue.health_status), None) if self.premium else None
+        return Reply(200, {"data": {"updateIssue": {"issue": {"healthStatus": shown}, "errors": []}}})
 
     def _participants(self, request: Request) -> Reply:
         _, issue = self._issue(request)

@@ -17,7 +17,8 @@ item ``"field": "fields"``, it follows the real v2 captures and Jira's behaviour
   ``expand=changelog`` embeds at most ``changelog_cap`` histories (``total`` says
   how many there are), ``expand=names`` adds the field names;
 - ``issue/{key}`` GET and PUT (``fields``: duedate, assignee, labels, priority,
-  custom fields; ``update.labels`` add/remove/set), ``issue/{key}/changelog``
+  custom fields; ``update.labels`` add/remove/set; a number field takes a JSON
+  number only and answers it as a float, ``3.0``, as Jira does), ``issue/{key}/changelog``
   (Cloud only, paged), comments GET (``expand=properties``) and POST (JSM's
   ``sd.public.comment`` property makes a comment internal: ``jsdPublic: false``),
   watchers GET and POST;
@@ -778,6 +779,10 @@ class JiraFake(FakeServer):
             return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%f%z").astimezone(UTC)
         if f.type == "option":
             return value.get("value") if isinstance(value, dict) else value
+        if f.type == "number":
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError("Operation value must be a number")  # Jira's words for a string
+            return float(value)
         return value
 
     def _check_labels(self, labels: Any) -> list[str]:
@@ -850,6 +855,8 @@ class JiraFake(FakeServer):
         issue.custom[name] = value
 
         def text(v: Any) -> Any:
+            if isinstance(v, float) and v.is_integer():
+                return str(int(v))  # a number field's changelog shows 3, not 3.0
             return None if v is None else (self.ts(v) if isinstance(v, datetime) else str(v))
 
         return self._item(name, text(old), text(old), text(value), text(value), name=f.name, custom=True)

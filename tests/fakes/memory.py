@@ -1,7 +1,7 @@
 """An in-memory tracker: the ``Tracker`` protocol with no HTTP (vdirsyncer's memory storage).
 
 ``Memory`` is the tracker: each issue keeps its author, its history (status, label,
-due date and assignee changes, comments public or private), every entry with its
+due date, assignee, time-left and health status changes, comments public or private), every entry with its
 author and instant, its watchers, an ``updated_at`` that moves on every change and a
 version.  People change it through its methods; a change without an instant happens
 at ``now``.  ``MemoryTracker``, the adapter, reaches it only through ``request``, as
@@ -76,6 +76,8 @@ class Record:
     labels: set[str] = field(default_factory=set)
     assignee: str | None = None
     due_date: str | None = None
+    remaining: str | None = None  # the time-left field, decimal hours as text
+    health_status: str | None = None
     watchers: set[str] = field(default_factory=set)
     notes: list[Note] = field(default_factory=list)
     history: list[Event] = field(default_factory=list)  # status, label and field changes
@@ -91,6 +93,8 @@ class Update:
     remove: tuple[str, ...] = ()
     note: str | None = None
     private: bool = True
+    remaining: str | None = None
+    health_status: str | None = None
 
 
 class Memory:
@@ -143,7 +147,7 @@ class Memory:
             issue.labels = (labels | set(added)) - set(removed)
 
     def set_field(self, key: str, name: str, value: str | None, *, by: str, at: int | None = None) -> None:
-        """Set ``due_date`` or ``assignee``."""
+        """Set ``due_date``, ``assignee``, ``remaining`` or ``health_status``."""
         if value != getattr(self.issues[key], name):
             issue, moment = self._touch(key, at)
             issue.history.append(Event(moment, "field", field=name, from_=getattr(issue, name), to=value, author=by))
@@ -203,6 +207,9 @@ class Memory:
         self.relabel(key, body.add, body.remove, by=by)
         if body.assignee is not None:
             self.set_field(key, "assignee", body.assignee, by=by)
+        for name in ("remaining", "health_status"):
+            if getattr(body, name) is not None:
+                self.set_field(key, name, getattr(body, name), by=by)
         if body.note is not None:
             self.comment(key, body.note, by=by, public=not body.private)
 
@@ -288,7 +295,8 @@ class MemoryTracker:
         issue = Issue(key=row.key, created_at=row.created_at, status=row.status, title=row.title, priority=row.priority,
                       project=row.project, labels=tuple(sorted(row.labels)), assignee=row.assignee,
                       due_date=row.due_date, updated_at=row.updated_at, events=events)
-        observed = Observed(row.due_date, frozenset(row.labels), row.assignee)
+        observed = Observed(row.due_date, frozenset(row.labels), row.assignee, remaining=row.remaining,
+                            health_status=row.health_status)
         return Tracked(issue, observed, str(row.version), open=row.status not in self.memory.closed)
 
     def fetch(self, since: int | None, cached: Mapping[str, Cached]) -> Fetched:
@@ -320,6 +328,10 @@ class MemoryTracker:
                 body = replace(body, remove=(*body.remove, *c.values))
             elif c.kind == "assign":
                 body = replace(body, assignee=c.value)
+            elif c.kind == "remaining":
+                body = replace(body, remaining=c.value)
+            elif c.kind == "health_status":
+                body = replace(body, health_status=c.value)
             elif c.kind == "watchers":
                 watchers += [n for n in c.values if n not in watchers]
             elif c.kind == "comment":

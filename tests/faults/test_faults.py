@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -31,10 +32,12 @@ from sla_sync.state import Store
 from sla_sync.sync import run_pass
 from tests.contract.harness import BODY
 from tests.contract.harness import BREACH_NOTE as NOTE
+from tests.fakes.receiver import Receiver
 
 from .conftest import SURVIVED
 
 NOW = "2026-11-02T17:00:00Z"
+ONCALL_ENV = "SLA_TEST_FAULTS_ONCALL_URL"
 KINDS = ["redmine", "gitlab", "jira", "jira_dc"]
 
 
@@ -73,6 +76,10 @@ def policy_file(h: Any, path: Path) -> Path:
     policy = h.policy(BODY)
     data = policy.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
     data["tracker"]["max_wait"] = 0.05  # back-off waits stay short in the child process
+    data["writeback"]["backlog_steps"] = "all"  # every due step acts: the most writes for the faults to hit
+    data["notify"] = {"channels": {"oncall": {"url_env": ONCALL_ENV}}}
+    for step in data["escalate"]:
+        step["notify"] = ["oncall"]  # every step also sends a message: exactly once, whatever happens
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
 
@@ -100,7 +107,15 @@ def run_cli(policy: Path, state: str, now: str, kill_at: int | None, h: Any) -> 
     return proc.returncode, stderr, bool(seen["killed"])
 
 
-def test_passes_converge_under_faults_and_kills(harness: Any, tmp_path: Path) -> None:
+@pytest.fixture
+def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
+    hook = Receiver()
+    monkeypatch.setenv(ONCALL_ENV, hook.url("json", "/oncall"))  # the child processes inherit it
+    yield hook
+    hook.close()
+
+
+def test_passes_converge_under_faults_and_kills(harness: Any, receiver: Receiver, tmp_path: Path) -> None:
     h = harness
     desk = seed_desk(h)
     keys = desk["overdue"] + desk["other"]
@@ -142,6 +157,12 @@ def test_passes_converge_under_faults_and_kills(harness: Any, tmp_path: Path) ->
         assert h.observe(key).assignee == "manager"
     for key in desk["other"]:
         assert not any(NOTE in text for text, _ in h.notes(key)), key
+
+    # Each step's message arrived exactly once: neither faults nor kills repeat or lose one.
+    name = h.policy(BODY).name
+    sent = sorted(re.fullmatch(rf"\[{re.escape(name)}\] (\S+) .*: step (\d)", title).groups()  # type: ignore[union-attr]
+                  for _path, title, _body in receiver.messages)
+    assert sent == sorted((key, step) for key in desk["overdue"] for step in ("1", "2")), sent
 
     # The state store agrees with the tracker, and deleting it changes nothing.
     compiled = h.policy(BODY)
