@@ -83,9 +83,10 @@ def summary(result: PassResult) -> str:
     """The pass in one line: what was fetched, updated, fired, written, kept, failed."""
     c = result.counts()
     writes = ", ".join(f"{k} {v}" for k, v in sorted(c["writes"].items())) or "none"
+    marked = f" ({c['steps_marked']} of them only marked: backlog_steps)" if c["steps_marked"] else ""
     line = (
         f"{result.policy}: {c['fetched']} issues fetched ({c['refetched']} with new history), "
-        f"{c['issues_applied']} updated, {c['steps_fired']} escalation steps fired, writes: {writes}, "
+        f"{c['issues_applied']} updated, {c['steps_fired']} escalation steps fired{marked}, writes: {writes}, "
         f"{c['kept']} manual changes kept, {c['errors']} errors"
     )
     if c["forged_markers"]:

@@ -122,6 +122,7 @@ class PassResult:
             "issues_changed": len(self.changed),
             "issues_applied": sum(o.applied for o in self.outcomes),
             "steps_fired": sum(len(o.plan.fired) for o in self.outcomes if o.applied or self.mode == "plan"),
+            "steps_marked": sum(len(o.plan.marked) for o in self.outcomes if o.applied or self.mode == "plan"),
             "kept": len(self.kept) - forged,
             "forged_markers": forged,
             "errors": len(self.errors),

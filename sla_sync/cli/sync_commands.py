@@ -6,10 +6,10 @@ import json
 import logging
 import os
 import signal
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
+from threading import Event
+from time import time as wall_clock
 from typing import Annotated
 
 import typer
@@ -255,7 +255,7 @@ def watch(
             metrics.serve(metrics_port, metrics_addr)
         except OSError as exc:
             raise UserError(f"--metrics-port {metrics_port}: cannot listen: {exc.strerror}") from None
-    stop = threading.Event()
+    stop = Event()
 
     def request_stop(signum: int, _frame: object) -> None:
         err(f"sla-sync: {signal.Signals(signum).name}: stopping after the write in flight")
@@ -283,7 +283,7 @@ def watch(
             count += 1
             if passes is not None and count >= passes:
                 break
-            stop.wait(interval if now is not None else wake_after(interval, min(upcoming, default=None), time.time()))
+            stop.wait(interval if now is not None else wake_after(interval, min(upcoming, default=None), wall_clock()))
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
