@@ -109,6 +109,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, TypeVar, assert_never
 
 import gitlab
@@ -538,6 +539,23 @@ class GitLabTracker:
             start = iso_utc(since)
             # the open ones are all in the first list: only closed issues updated since the cursor
             rows += self._call("listing closed issues", lambda: self._list(state="closed", updated_after=start))
+        return self._assemble(rows, since, cached)
+
+    def fetch_changed(self, since: int, cached: Mapping[str, Cached]) -> Fetched:
+        start = iso_utc(since)
+        rows = self._call("listing updated issues", lambda: self._list(state="all", updated_after=start))
+        return self._assemble(rows, since, cached)
+
+    def in_scope(self, keys: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        numbers = [int(k) for k in keys if k.isdigit()]
+        for i in range(0, len(numbers), 100):
+            part = numbers[i:i + 100]
+            rows = self._call("checking issues are in scope", partial(self._list, state="opened", iids=part))
+            found |= {str(r["iid"]) for r in rows}
+        return found
+
+    def _assemble(self, rows: list[dict[str, Any]], since: int | None, cached: Mapping[str, Cached]) -> Fetched:
         if not rows:  # any server can answer []: the token's user (remembered once read) says it is GitLab
             self._self_id()
         return assemble(

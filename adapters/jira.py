@@ -505,7 +505,41 @@ class JiraTracker:
                 return
 
     def fetch(self, since: int | None, cached: Mapping[str, Cached]) -> Fetched:
-        rows = (row for page in self._pages(self.jql(since)) for row in page)  # page by page
+        return self._search(self.jql(since), since, cached)
+
+    def fetch_changed(self, since: int, cached: Mapping[str, Cached]) -> Fetched:
+        jql = (f'project = {jql_string(self.spec.project)} AND updated >= "{jql_time(since, self._timezone())}" '
+               "ORDER BY updated ASC, key ASC")
+        return self._search(jql, since, cached)
+
+    def in_scope(self, keys: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        project = jql_string(self.spec.project)
+        for i in range(0, len(keys), PAGE):
+            part = keys[i:i + PAGE]
+            listed = ", ".join(jql_string(k) for k in part)
+            jql = f"project = {project} AND statusCategory != Done AND key in ({listed}) ORDER BY key ASC"
+            first = partial(_cloud_page, jql, None) if self.cloud else partial(_dc_page, jql, 0)
+            batch = self._maybe("checking issues are in scope", first)  # at most PAGE keys: one page
+            if batch is not None:
+                found |= {str(row["key"]) for row in batch.get("issues") or []}
+                continue
+            # Jira refuses a whole search that names an issue that no longer exists (400):
+            # one by one, then; a deleted issue is out of scope
+            for key in part:
+                row = self._maybe("checking an issue is in scope", partial(_issue_raw, key, "project,status", ""), key)
+                if row is not None and self._open_in_project(row):
+                    found.add(key)
+        return found
+
+    def _open_in_project(self, row: dict[str, Any]) -> bool:
+        fields = row.get("fields") or {}
+        project = (fields.get("project") or {}).get("key")
+        category = ((fields.get("status") or {}).get("statusCategory") or {}).get("key")
+        return project == self.spec.project and category != "done"
+
+    def _search(self, jql: str, since: int | None, cached: Mapping[str, Cached]) -> Fetched:
+        rows = (row for page in self._pages(jql) for row in page)  # page by page
         return assemble(  # de-duplicates: an issue updated while the pages are read comes twice
             rows, since, cached,
             identify=lambda r: (str(r["key"]), _version(r["fields"]["updated"]), _instant(r["fields"]["updated"])),
@@ -523,11 +557,14 @@ class JiraTracker:
                     yield self._tracked(row, self._events(row))
 
     def refresh(self, keys: Iterable[str]) -> list[Tracked]:
+        """The issues anew, a search of up to PAGE keys at a time (not a request per
+        issue); history beyond what the search embeds is read per issue, as in ``fetch``."""
+        wanted = list(keys)
         out = []
-        for key in keys:
-            row = self._call("reading the issue", partial(_issue_raw, key, FIELDS, EXPAND), key)
-            self._names.update(row.get("names") or {})
-            out.append(self._tracked(row, self._events(row)))
+        for i in range(0, len(wanted), PAGE):
+            listed = ", ".join(jql_string(k) for k in wanted[i:i + PAGE])
+            jql = f"project = {jql_string(self.spec.project)} AND key in ({listed}) ORDER BY key ASC"
+            out += [self._tracked(row, self._events(row)) for page in self._pages(jql) for row in page]
         return out
 
     def _events(self, row: dict[str, Any]) -> tuple[Event, ...]:

@@ -515,6 +515,23 @@ class RedmineTracker:
             start = iso_utc(since)
             # the open ones are all in the first list: only closed issues updated since the cursor
             rows += self._call("listing closed issues", lambda: self._list(status_id="closed", updated_on=f">={start}"))
+        return self._assemble(rows, since, cached)
+
+    def fetch_changed(self, since: int, cached: Mapping[str, Cached]) -> Fetched:
+        start = iso_utc(since)
+        rows = self._call("listing updated issues", lambda: self._list(status_id="*", updated_on=f">={start}"))
+        return self._assemble(rows, since, cached)
+
+    def in_scope(self, keys: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        numbers = [k for k in keys if k.isdigit()]
+        for i in range(0, len(numbers), 100):
+            ids = ",".join(numbers[i:i + 100])
+            rows = self._call("checking issues are in scope", partial(self._list, status_id="open", issue_id=ids))
+            found |= {str(r["id"]) for r in rows}
+        return found
+
+    def _assemble(self, rows: list[dict[str, Any]], since: int | None, cached: Mapping[str, Cached]) -> Fetched:
         self._rows = {}
         served: dict[str, str | None] = {}  # key -> the Date of the answer its journals came in
 

@@ -1,31 +1,39 @@
-"""Load benchmark: the sync job on a fake Jira Cloud holding 50 000 open issues.
+"""Load benchmark: the sync job on a fake Jira Cloud (or GitLab) with many open issues.
 
-    python bench/sync_scale.py [--issues 50000] [--passes 3] [--write-back]
+    python bench/sync_scale.py [--issues 50000] [--kind jira|gitlab] [--only delta|full]
 
-The Jira fake (tests/fakes/jira_fake.py) runs in this process on loopback; each pass
-is a real `sla-sync run` child process, so its wall time and peak memory are the
-job's own.  A first pass reads every issue (search pages of 100 with the changelog
-and comments embedded) and, with --write-back, writes labels and due dates; the
-steady passes that follow should cost only the search requests, spend their time on
-them, and stay under 300 MB.  Prints figures; never fails on them.
+The fake (tests/fakes/) runs in this process on loopback; each pass is a real
+`sla-sync run` child process, so its wall time, CPU time and peak memory are the
+job's own (the fake's CPU is not counted).  Five passes, twice:
+
+- **delta**: the policy as shipped (`reconcile_every: 6h`): delta passes;
+- **full**: `reconcile_every: 0`: every pass lists every open issue (what every pass
+  did before delta passes), for comparison.
+
+The passes: the first (at T), a quiet pass 5 minutes later, a pass after people
+commented on 100 issues, a pass in which 1,000 issues cross an escalation step's
+threshold by time alone (T + 1h30m), and `run --full` (a full reconciliation).
+Per pass: requests by method, wall seconds, sla-sync's CPU seconds, peak MB.
+Prints figures; never fails on them.
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts"), str(ROOT / "bench")]
 
-from measure import measure  # noqa: E402
-
+from tests.contract.gitlab_harness import GitLabHarness  # noqa: E402
 from tests.contract.jira_harness import JiraHarness  # noqa: E402
 
 BODY = """
@@ -35,57 +43,114 @@ calendars:
     hours: {mon: ["09:00-18:00"], tue: ["09:00-18:00"], wed: ["09:00-18:00"], \
 thu: ["09:00-18:00"], fri: ["09:00-15:00"]}
     holidays_country: ES
+  always: {timezone: UTC, hours: 24x7}
 levels:
-  P1: {calendar: office, first_response: 1h, resolution: 16h}
-  P2: {calendar: office, first_response: 4h, resolution: 40h}
+  P1: {calendar: always, resolution: 16h}
   P3: {calendar: office, first_response: 8h, resolution: 400h}
 classify:
   - if: {priority: "{P1}"}
     level: P1
-  - if: {priority: "{P2}"}
-    level: P2
   - level: P3
 clock:
   pause_statuses: ["{waiting}"]
   resolved_statuses: ["{resolved}"]
+escalate:
+  - when: resolution 50%
+    add_labels: [sla-escalated]
+writeback: {due_date: none, labels: false}
 """
+T = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)  # a Friday
+CROSSERS = 1_000
+CHANGED = 100
+
+# the child's wall, CPU (user + system) and peak RSS; its last stderr line to stderr
+WRAPPER = (
+    "import resource, subprocess, sys, time;"
+    "t = time.perf_counter();"
+    "p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True);"
+    "u = resource.getrusage(resource.RUSAGE_CHILDREN);"
+    "print(p.returncode, time.perf_counter() - t, u.ru_utime + u.ru_stime, u.ru_maxrss);"
+    "print(p.stderr.strip().splitlines()[-1] if p.stderr.strip() else '', file=sys.stderr)"
+)
+
+
+def measure(cmd: list[str]) -> tuple[int, float, float, int, str]:
+    out = subprocess.run([sys.executable, "-c", WRAPPER, *cmd], capture_output=True, text=True, check=True)
+    code, wall, cpu, peak = out.stdout.split()
+    return int(code), float(wall), float(cpu), int(peak), out.stderr.strip()
+
+
+def seed(h: Any, issues: int) -> list[str]:
+    """``issues`` open issues: 1,000 P1 ones 7h to 7h17m old at T (their 50 % step, at
+    8h, comes due between T and T + 1h30m), the rest P3 ones created over the 20 days
+    before, none of which crosses a line in that time, and the last an hour before T
+    (so that the overlap window behind the cursor holds one issue, not hundreds of the
+    crossers, as on a tracker whose updates are spread out).  Returns the P3 keys."""
+    others = []
+    for i in range(CROSSERS):
+        h.create_issue(f"Outage {i}", priority="P1", created_at=T - timedelta(hours=7) + timedelta(seconds=i))
+    span = 20 * 86_400
+    for i in range(issues - CROSSERS - 1):
+        created = T - timedelta(days=21) + timedelta(seconds=span * i // max(1, issues - CROSSERS))
+        others.append(h.create_issue(f"Issue {i}", priority="P3", created_at=created))
+    others.append(h.create_issue("Latest", priority="P3", created_at=T - timedelta(hours=1)))
+    return others
+
+
+def run_scenario(h: Any, issues: int, reconcile: str) -> list[tuple[str, dict[str, int], float, float, float, str]]:
+    h.reset()
+    others = seed(h, issues)
+    policy = h.policy(BODY)
+    data = policy.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+    data["tracker"]["reconcile_every"] = reconcile
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "policy.yaml"
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        state = str(Path(tmp) / "state.sqlite")
+
+        def one(label: str, when: datetime, *extra: str) -> None:
+            h.fake.now = max(h.fake.now, when)  # the tracker stamps writes at the pass's time
+            h.reset_requests()
+            cmd = [sys.executable, "-m", "sla_sync.cli", "run", str(path), "--state", state,
+                   "--now", when.strftime("%Y-%m-%dT%H:%M:%SZ"), "--format", "json", *extra]
+            code, wall, cpu, peak, last = measure(cmd)
+            rows.append((label, h.requests(), wall, cpu, peak / 1024, "" if code == 0 else f"exit {code}: {last}"))
+            print(f"  {label:<34} {fmt(h.requests()):<30} {wall:>7.1f} {cpu:>7.1f} {peak / 1024:>7.0f}"
+                  + (f"  ({rows[-1][5]})" if code else ""), flush=True)
+
+        one("first pass", T)
+        one("quiet pass", T + timedelta(minutes=5))
+        for key in others[:CHANGED]:
+            h.comment(key, "Any news?", by="erin", public=True, at=T + timedelta(minutes=6))
+        one(f"after {CHANGED} changed", T + timedelta(minutes=10))
+        one(f"{CROSSERS} crossing a step by time", T + timedelta(hours=1, minutes=30))
+        one("full reconciliation (--full)", T + timedelta(hours=1, minutes=35), "--full")
+    return rows
+
+
+def fmt(counts: dict[str, int]) -> str:
+    return " ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--issues", type=int, default=50_000)
-    parser.add_argument("--passes", type=int, default=3, help="steady passes after the first")
-    parser.add_argument("--write-back", action="store_true", help="let the first pass write labels and due dates")
+    parser.add_argument("--kind", choices=("jira", "gitlab"), default="jira")
+    parser.add_argument("--only", choices=("delta", "full"), default=None, help="run one configuration only")
     args = parser.parse_args()
-    harness = JiraHarness(cloud=True)
+    h: Any = JiraHarness(cloud=True) if args.kind == "jira" else GitLabHarness()
     try:
-        start = time.perf_counter()
-        base = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
-        roles = ("P1", "P2", "P3", "P3", "P3")
-        for i in range(args.issues):
-            harness.create_issue(f"Issue {i}", priority=roles[i % 5], created_at=base + timedelta(seconds=17 * i))
-        print(f"seeded {args.issues} issues in {time.perf_counter() - start:.1f} s")
-        policy = harness.policy(BODY)
-        data = policy.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
-        if not args.write_back:
-            data["writeback"] = {"due_date": "none", "labels": False}
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "policy.yaml"
-            path.write_text(yaml.safe_dump(data, sort_keys=False))
-            state = str(Path(tmp) / "state.sqlite")
-            cmd = [sys.executable, "-m", "sla_sync.cli", "run", str(path), "--state", state,
-                   "--now", "2026-11-20T12:00:00Z", "--format", "json"]
-            print(f"{'pass':<10} {'GET':>7} {'writes':>7} {'seconds':>8} {'peak MB':>8}")
-            for n in range(1 + args.passes):
-                harness.reset_requests()
-                code, wall, peak_kib, last = measure(cmd)
-                counts = harness.requests()
-                writes = sum(v for k, v in counts.items() if k != "GET")
-                label = "first" if n == 0 else f"steady {n}"
-                print(f"{label:<10} {counts.get('GET', 0):>7} {writes:>7} {wall:>8.1f} {peak_kib / 1024:>8.0f}"
-                      + ("" if code == 0 else f"  (exit {code}: {last})"), flush=True)
-            print(f"search pages of 100 for {args.issues} open issues: {-(-args.issues // 100)}")
+        for name, reconcile in (("delta", "6h"), ("full", "0")):
+            if args.only not in (None, name):
+                continue
+            start = time.perf_counter()
+            print(f"{args.kind}, {args.issues} open issues, reconcile_every: {reconcile} ({name} passes)")
+            print(f"  {'pass':<34} {'requests':<30} {'wall s':>7} {'CPU s':>7} {'peak MB':>7}")
+            run_scenario(h, args.issues, reconcile)
+            print(f"  ({time.perf_counter() - start:.0f} s with seeding)", flush=True)
     finally:
-        harness.close()
+        h.close()
 
 
 if __name__ == "__main__":

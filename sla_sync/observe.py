@@ -32,10 +32,11 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server, write_to_textfile
 
 from .redact import REDACTOR
-from .sync import PassResult
+from .sync import PassResult, states_of
 
 LOGGER = "sla_sync"
 
@@ -126,12 +127,15 @@ class Metrics:
         self.at_risk.clear()
         states: dict[tuple[str, str, str], int] = {}
         risky: dict[tuple[str, str], int] = {}
-        for outcome in result.outcomes:
-            for name, m in outcome.sla.metrics.items():
-                key = (outcome.sla.level, name, m.state.value)
+        # every open issue of the mirror after the pass (a delta pass evaluates only some)
+        tallies = result.tallies if result.tallies is not None else [states_of(o.sla) for o in result.outcomes]
+        for tally in tallies:
+            level, metrics = orjson.loads(tally)
+            for name, state, at_risk in metrics:
+                key = (level, name, state)
                 states[key] = states.get(key, 0) + 1
-                if m.at_risk:
-                    risky[(outcome.sla.level, name)] = risky.get((outcome.sla.level, name), 0) + 1
+                if at_risk:
+                    risky[(level, name)] = risky.get((level, name), 0) + 1
         for (level, metric, state), n in states.items():
             self.issues.labels(policy, level, metric, state).set(n)
         for (level, metric), n in risky.items():

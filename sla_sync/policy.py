@@ -25,7 +25,16 @@ from .calendar import DAY, AlwaysCalendar, Calendar, Interval, country_holidays
 from .checks import semantic_problems
 from .model import METRICS, Issue
 from .positions import PolicyError, Problem, dotted, pydantic_problems, read_yaml
-from .schema import CalendarSpec, ChannelSpec, PolicyFile, RuleSpec, StepSpec, TrackerSpec, apply_revision
+from .schema import (
+    CalendarSpec,
+    ChannelSpec,
+    PolicyFile,
+    RuleSpec,
+    StepSpec,
+    TrackerSpec,
+    apply_revision,
+    duration_or_zero,
+)
 from .values import WEEKDAYS, parse_duration, parse_instant, parse_interval, parse_percent
 
 
@@ -224,6 +233,7 @@ class Policy:
     csat: Csat = field(default_factory=lambda: Csat())
     tracker: TrackerSpec | None = None
     overlap_s: int = 0  # how far each incremental fetch reaches back before the cursor
+    reconcile_s: int = 0  # a full pass once the last one is this old (0: every pass is a full one)
     notify: Notify = field(default_factory=lambda: Notify())
     digests: tuple[Digest, ...] = ()
 
@@ -330,6 +340,7 @@ def compile_policy(spec: PolicyFile, source: str = "<policy>") -> Policy:
         csat=Csat(spec.report.csat_field, dict(spec.report.csat_values)),
         tracker=spec.tracker,
         overlap_s=parse_duration(spec.tracker.overlap) if spec.tracker is not None else 0,
+        reconcile_s=duration_or_zero(spec.tracker.reconcile_every) if spec.tracker is not None else 0,
         notify=Notify(dict(spec.notify.channels), spec.notify.quiet_outside,
                       calendars[spec.notify.quiet_outside] if spec.notify.quiet_outside else None),
         digests=tuple(Digest(i + 1, d.channel, d.at, d.calendar, calendars[d.calendar] if d.calendar else None)

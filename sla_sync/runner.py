@@ -57,6 +57,7 @@ def one_pass(
     metrics: Metrics | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     progress: Progress | None = None,
+    full: bool = False,
 ) -> PassResult:
     """One pass with its logs and metrics; the secret comes from ``env`` or a file."""
     tracker = open_redacted(policy, env)
@@ -65,7 +66,7 @@ def one_pass(
     log = logging.LoggerAdapter(logging.getLogger(LOGGER), {"run_id": run_id, "policy": policy.name, "issue": "-"})
     started = time.monotonic()
     try:
-        result = run_pass(tracker, policy, store, now, apply=apply, run_id=run_id,
+        result = run_pass(tracker, policy, store, now, apply=apply, run_id=run_id, full=full,
                           should_stop=should_stop, progress=progress, sender=sender)
     except SlaSyncError as exc:  # shown once: by the command line, or logged by watch
         kind = "auth" if isinstance(exc, AuthError) else "locked" if isinstance(exc, LockedError) else "fetch"
@@ -94,6 +95,7 @@ def summary(result: PassResult) -> str:
     if c["messages_sent"] or c["messages_waiting"]:
         held = " (outside working time)" if result.quiet else ""
         line += f", {c['messages_sent']} messages sent, {c['messages_waiting']} waiting{held}"
+    line += ", full pass" if result.full else f", delta pass ({result.due} more issues due by time)"
     if result.stopped:
         line += " (stopped early)"
     if result.upcoming is not None:

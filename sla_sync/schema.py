@@ -54,6 +54,20 @@ def _listify(value: Any) -> Any:
 
 
 Duration = Annotated[str, AfterValidator(_check_duration)]
+
+
+def _check_zero_or_duration(text: str) -> str:
+    if text.strip() != "0":
+        parse_duration(text)
+    return text
+
+
+ZeroOrDuration = Annotated[str, AfterValidator(_check_zero_or_duration)]
+
+
+def duration_or_zero(text: str) -> int:
+    """Seconds of a duration that may be written ``0``."""
+    return 0 if text.strip() == "0" else parse_duration(text)
 Timezone = Annotated[str, AfterValidator(_check_timezone)]
 Percent = Annotated[str, AfterValidator(_check_percent)]
 Names = Annotated[tuple[str, ...], BeforeValidator(_listify)]
@@ -105,6 +119,8 @@ class TrackerSpec(_Frozen):
     max_attempts: Annotated[int, Field(ge=1, le=10)] = 5
     max_wait: Annotated[float, Field(gt=0, le=3600, description="longest wait between two attempts, seconds")] = 60.0
     overlap: Duration = Field("5m", description="how far each incremental fetch reaches back")
+    reconcile_every: ZeroOrDuration = Field(
+        default="6h", description="a full pass (every open issue listed) once the last is this old; 0: every pass")
 
     @property
     def due_instant_field(self) -> str | None:

@@ -8,6 +8,11 @@ write, because escalation markers live on the issues themselves.
 Per policy it keeps:
 
 - the cursor: the ``updated`` instant up to which every issue was processed;
+- the mirror of the policy's open issues: per issue the tracker's current values of
+  what sla-sync manages, the next instant at which time alone changes its plan
+  (indexed: a delta pass evaluates the issues whose instant has come, and the
+  issues that changed, nothing else), and its metrics' states; and when the last
+  full pass (every open issue listed) ran;
 - per issue: the version (tracker's ``updated``) and neutral issue with history,
   and the values sla-sync last wrote (due date, due instant, assignee);
 - the escalation steps it fired (a journal; the markers on the issues decide);
@@ -33,7 +38,7 @@ import os
 import re
 import sqlite3
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,7 +66,7 @@ from sqlalchemy.engine import Connection, Engine, ExceptionContext
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from .errors import LockedError, UserError
-from .model import Issue, Written
+from .model import Issue, Observed, Written
 from .neutral import issue_from_json, issue_to_json
 
 metadata = MetaData()
@@ -87,6 +92,19 @@ fired = Table(
     Column("key", String(200), primary_key=True),
     Column("step", Integer, primary_key=True),
     Column("fired_at", BigInteger, nullable=False),
+)
+mirror = Table(  # the policy's open issues as the last pass left them: what a delta pass needs
+    "mirror", metadata,
+    Column("policy", String(200), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("observed", Text, nullable=False),  # the tracker's values of what sla-sync manages (JSON)
+    Column("next_at", BigInteger, nullable=True, index=True),  # when time alone changes its plan
+    Column("states", Text, nullable=False),  # "LEVEL metric:state[:risk] ...", for the metrics' gauges
+)
+reconciled = Table(
+    "reconciled", metadata,
+    Column("policy", String(200), primary_key=True),
+    Column("at", BigInteger, nullable=False),  # the last full pass (every open issue listed)
 )
 notices = Table(
     "notices", metadata,
@@ -132,6 +150,59 @@ class CachedIssue:
     version: str
     issue: Issue
     written: Written
+
+
+@dataclass(frozen=True)
+class Mirrored:
+    """One open issue of the mirror: as remembered, and what the tracker held."""
+
+    remembered: CachedIssue
+    observed: Observed
+
+
+class Remembered(Mapping[str, CachedIssue]):
+    """The remembered issues of a policy, read one key at a time (a pass touches only
+    the issues it fetched or that are due: the rest are never loaded)."""
+
+    def __init__(self, store: Store, policy: str) -> None:
+        self.store, self.policy = store, policy
+        self._hits: dict[str, CachedIssue | None] = {}
+
+    def _load(self, key: str) -> CachedIssue | None:
+        if key not in self._hits:
+            with self.store.engine.connect() as conn:
+                row = conn.execute(select(issues).where(issues.c.policy == self.policy, issues.c.key == key)).first()
+            self._hits[key] = None if row is None else self.store._row(self.policy, row)
+        return self._hits[key]
+
+    def __getitem__(self, key: str) -> CachedIssue:
+        found = self._load(key)
+        if found is None:
+            raise KeyError(key)
+        return found
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self._load(key) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        with self.store.engine.connect() as conn:
+            keys = [r.key for r in conn.execute(select(issues.c.key).where(issues.c.policy == self.policy))]
+        return iter(keys)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def observed_to_json(o: Observed) -> str:
+    return orjson.dumps({"due_date": o.due_date, "labels": sorted(o.labels), "assignee": o.assignee,
+                         "due_instant": o.due_instant, "remaining": o.remaining,
+                         "health_status": o.health_status}).decode()
+
+
+def observed_from_json(text: str) -> Observed:
+    d = orjson.loads(text)
+    return Observed(d["due_date"], frozenset(d["labels"]), d["assignee"], d["due_instant"], d["remaining"],
+                    d["health_status"])
 
 
 @dataclass(frozen=True)
@@ -306,19 +377,48 @@ class Store:
 
     def cached(self, policy: str) -> dict[str, CachedIssue]:
         """Every remembered issue of a policy."""
-        out: dict[str, CachedIssue] = {}
         with self.engine.connect() as conn:
             rows = conn.execute(select(issues).where(issues.c.policy == policy))
-            for row in rows:
-                try:
-                    issue = issue_from_json(orjson.loads(row.issue))
-                except ValueError as exc:  # orjson's decode error is one too
-                    raise UserError(
-                        f"state store {self._where}: the remembered issue {row.key} of policy {policy!r} is unreadable "
-                        f"({_first_line(exc)}): the store is damaged; move it away to start a new one"
-                    ) from None
-                out[row.key] = CachedIssue(row.version, issue, Written(row.due_date, row.assignee, row.due_instant))
-        return out
+            return {row.key: self._row(policy, row) for row in rows}
+
+    def remembered(self, policy: str) -> Remembered:
+        """The remembered issues, read lazily, one key at a time."""
+        return Remembered(self, policy)
+
+    def _row(self, policy: str, row: Any) -> CachedIssue:
+        try:
+            issue = issue_from_json(orjson.loads(row.issue))
+        except ValueError as exc:  # orjson's decode error is one too
+            raise UserError(
+                f"state store {self._where}: the remembered issue {row.key} of policy {policy!r} is unreadable "
+                f"({_first_line(exc)}): the store is damaged; move it away to start a new one"
+            ) from None
+        return CachedIssue(row.version, issue, Written(row.due_date, row.assignee, row.due_instant))
+
+    def due(self, policy: str, now: int, skip: Collection[str] = ()) -> list[Mirrored]:
+        """The mirrored open issues whose plan time alone changes at or before ``now``
+        (but those in ``skip``: the pass fetched them anew)."""
+        query = (select(issues, mirror.c.observed).join(mirror, (mirror.c.policy == issues.c.policy)
+                                                      & (mirror.c.key == issues.c.key))
+                 .where(mirror.c.policy == policy, mirror.c.next_at.is_not(None), mirror.c.next_at <= now)
+                 .order_by(mirror.c.next_at, mirror.c.key))
+        with self.engine.connect() as conn:
+            return [Mirrored(self._row(policy, row), observed_from_json(row.observed))
+                    for row in conn.execute(query) if row.key not in skip]
+
+    def mirror_keys(self, policy: str) -> set[str]:
+        with self.engine.connect() as conn:
+            return {r.key for r in conn.execute(select(mirror.c.key).where(mirror.c.policy == policy))}
+
+    def tallies(self, policy: str) -> list[str]:
+        """Every mirrored open issue's states (``Store.mirror``'s ``states``)."""
+        with self.engine.connect() as conn:
+            return [r.states for r in conn.execute(select(mirror.c.states).where(mirror.c.policy == policy))]
+
+    def last_full(self, policy: str) -> int | None:
+        with self.engine.connect() as conn:
+            value = conn.execute(select(reconciled.c.at).where(reconciled.c.policy == policy)).scalar()
+        return None if value is None else int(value)
 
     def fired(self, policy: str) -> dict[str, frozenset[int]]:
         """Every issue's fired steps, as the store recorded them."""
@@ -326,6 +426,18 @@ class Store:
         with self.engine.connect() as conn:
             for row in conn.execute(select(fired.c.key, fired.c.step).where(fired.c.policy == policy)):
                 out.setdefault(row.key, set()).add(int(row.step))
+        return {k: frozenset(v) for k, v in out.items()}
+
+    def fired_of(self, policy: str, keys: Iterable[str]) -> dict[str, frozenset[int]]:
+        """The fired steps of these issues only (a pass asks for the ones it evaluates)."""
+        wanted = list(keys)
+        out: dict[str, set[int]] = {}
+        with self.engine.connect() as conn:
+            for i in range(0, len(wanted), 500):
+                rows = conn.execute(select(fired.c.key, fired.c.step)
+                                    .where(fired.c.policy == policy, fired.c.key.in_(wanted[i:i + 500])))
+                for row in rows:
+                    out.setdefault(row.key, set()).add(int(row.step))
         return {k: frozenset(v) for k, v in out.items()}
 
     def fired_steps(self, policy: str, key: str) -> list[int]:
@@ -482,6 +594,27 @@ class PassWrites:
     def set_cursor(self, cursor: int | None) -> None:
         self._ops.append(lambda conn: _upsert_cursor(conn, self.policy, cursor))
 
+    def mirror(self, rows: Iterable[tuple[str, Observed, int | None, str]]) -> None:
+        """Open issues into the mirror: (key, observed, next_at, states)."""
+        items = [{"policy": self.policy, "key": k, "observed": observed_to_json(o), "next_at": n, "states": s}
+                 for k, o, n, s in rows]
+        if items:
+            self._ops.append(lambda conn: _replace_mirror(conn, self.policy, items))
+
+    def forget(self, keys: Iterable[str], *, remembered: bool = False) -> None:
+        """Issues out of the mirror (closed; with ``remembered``, their remembered
+        copy too: they left the policy's scope)."""
+        gone = list(keys)
+        if gone:
+            self._ops.append(lambda conn: _forget(conn, self.policy, gone, remembered))
+
+    def set_last_full(self, at: int) -> None:
+        def op(conn: Connection) -> None:
+            done = conn.execute(update(reconciled).where(reconciled.c.policy == self.policy).values(at=at))
+            if done.rowcount == 0:
+                conn.execute(insert(reconciled).values(policy=self.policy, at=at))
+        self._ops.append(op)
+
     def save_directory(self, directory: dict[str, str]) -> None:
         if directory != self.store.directory(self.policy):
             self._ops.append(lambda conn: _save_directory(conn, self.policy, directory))
@@ -510,6 +643,21 @@ def _remember(conn: Connection, policy: str, rows: list[dict[str, Any]]) -> None
     for chunk in range(0, len(keys), 500):
         conn.execute(delete(issues).where(issues.c.policy == policy, issues.c.key.in_(keys[chunk:chunk + 500])))
     conn.execute(insert(issues), rows)
+
+
+def _replace_mirror(conn: Connection, policy: str, items: list[dict[str, Any]]) -> None:
+    keys = [r["key"] for r in items]
+    for chunk in range(0, len(keys), 500):
+        conn.execute(delete(mirror).where(mirror.c.policy == policy, mirror.c.key.in_(keys[chunk:chunk + 500])))
+    conn.execute(insert(mirror), items)
+
+
+def _forget(conn: Connection, policy: str, keys: list[str], remembered: bool) -> None:
+    for chunk in range(0, len(keys), 500):
+        part = keys[chunk:chunk + 500]
+        conn.execute(delete(mirror).where(mirror.c.policy == policy, mirror.c.key.in_(part)))
+        if remembered:
+            conn.execute(delete(issues).where(issues.c.policy == policy, issues.c.key.in_(part)))
 
 
 def _set_written(conn: Connection, policy: str, key: str, written: Written) -> None:

@@ -34,9 +34,11 @@ first pass inside it sends them with that pass's figures.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+import orjson
 
 from .digest import send_due_digests
 from .errors import AuthError, PartialWriteError, SlaSyncError, TrackerError
@@ -46,12 +48,13 @@ from .notify import Message, Sender, SendError, in_working_time, next_working_in
 from .plan import IssuePlan, plan_issue
 from .policy import Policy
 from .redact import REDACTOR
-from .state import PassWrites, PendingNotice, Store
+from .state import CachedIssue, PassWrites, PendingNotice, Remembered, Store
 from .timers import evaluate
 from .tracker import Cached, Fetched, Tracked, Tracker
 from .upcoming import Upcoming, next_change
 
 Progress = Callable[[int, int], None]
+V = TypeVar("V")
 
 
 @dataclass
@@ -85,6 +88,9 @@ class PassResult:
     sent: list[Message] = field(default_factory=list)  # messages the pass sent
     waiting: list[PendingNotice] = field(default_factory=list)  # ready messages not sent (quiet hours, failures)
     quiet: bool = False  # outside notify.quiet_outside's working time: messages wait
+    full: bool = True  # a full pass (every open issue listed), or a delta pass
+    due: int = 0  # issues a delta pass evaluated because their time came (not fetched)
+    tallies: list[str] | None = None  # every mirrored open issue's ``states_of`` after the pass
     upcoming: Upcoming | None = None  # the pass's ``next_change``
 
     @property
@@ -135,16 +141,52 @@ class PassResult:
 @dataclass(frozen=True)
 class Planned:
     """What ``fetch_and_plan`` read and decided: the cursor it started from, the
-    fetch, the cache it used, and what sla-sync had written."""
+    fetch, the cache it used (read lazily), what sla-sync had written, whether the
+    pass was a full one, and the mirrored issues it evaluated because their time came."""
 
     cursor: int | None
     fetched: Fetched
-    cached: dict[str, Cached]
-    written: dict[str, Written]
+    cached: Mapping[str, Cached]
+    written: Mapping[str, Written]
+    full: bool = True
+    due: tuple[Tracked, ...] = ()
+    gone: tuple[str, ...] = ()  # mirrored issues due by time that are no longer open issues of the project
+
+
+class _View(Mapping[str, V]):
+    """The store's remembered issues seen through ``pick`` (read one key at a time)."""
+
+    def __init__(self, remembered: Remembered, pick: Callable[[CachedIssue], V]) -> None:
+        self.remembered, self.pick = remembered, pick
+
+    def __getitem__(self, key: str) -> V:
+        return self.pick(self.remembered[key])
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.remembered
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.remembered)
+
+    def __len__(self) -> int:
+        return len(self.remembered)
+
+
+def is_full(policy: Policy, cursor: int | None, last_full: int | None, now: int, forced: bool) -> bool:
+    """Whether a pass lists every open issue (a full reconciliation) rather than only
+    those updated since the cursor: the first pass (or with a lost store), ``--full``,
+    ``tracker.reconcile_every: 0``, or the last full pass is that old."""
+    return (forced or cursor is None or last_full is None or policy.reconcile_s == 0
+            or now - last_full >= policy.reconcile_s)
+
+
+def states_of(sla: IssueSla) -> str:
+    """An issue's level and metric states, as the mirror keeps them for the gauges."""
+    return orjson.dumps([sla.level, [[m, s.state.value, s.at_risk] for m, s in sla.metrics.items()]]).decode()
 
 
 def plan_all(
-    tracked: list[Tracked], written: dict[str, Written], policy: Policy, now: int,
+    tracked: list[Tracked], written: Mapping[str, Written], policy: Policy, now: int,
     fired: Mapping[str, frozenset[int]] | None = None, *,
     known: Collection[str] | None = None, cursor: int | None = None,
 ) -> list[Outcome]:
@@ -170,23 +212,37 @@ def fetch_since(cursor: int | None, overlap_s: int) -> int | None:
     return None if cursor is None else cursor - overlap_s
 
 
-def fetch_and_plan(tracker: Tracker, policy: Policy, store: Store, now: int, result: PassResult) -> Planned:
+def fetch_and_plan(tracker: Tracker, policy: Policy, store: Store, now: int, result: PassResult, *,
+                   full: bool = False) -> Planned:
     """The part ``plan`` and ``run`` share: fetch since the cursor, reuse cached
-    history, evaluate and plan every issue into ``result``."""
-    tracker.directory.update(store.directory(policy.state_key))
-    cursor = store.cursor(policy.state_key)
-    remembered = store.cached(policy.state_key)
-    cached = {k: Cached(c.version, c.issue) for k, c in remembered.items()}
-    written = {k: c.written for k, c in remembered.items()}
-    fetched = tracker.fetch(fetch_since(cursor, policy.overlap_s), cached)
-    result.fetched, result.refetched = len(fetched.issues), fetched.refetched
+    history, evaluate and plan into ``result``.  A full pass (``is_full``) lists
+    every open issue; a delta pass reads only the issues updated since the cursor,
+    plus, from the store's mirror, the open issues whose plan time alone changes
+    by now.  Nothing else is read or loaded."""
+    key = policy.state_key
+    tracker.directory.update(store.directory(key))
+    cursor = store.cursor(key)
+    full = is_full(policy, cursor, store.last_full(key), now, full)
+    remembered = store.remembered(key)
+    cached: Mapping[str, Cached] = _View(remembered, lambda hit: Cached(hit.version, hit.issue))
+    since = fetch_since(cursor, policy.overlap_s)
+    fetched = tracker.fetch(since, cached) if full or since is None else tracker.fetch_changed(since, cached)
+    seen = {t.issue.key for t in fetched.issues}
+    candidates = [] if full else store.due(key, now, skip=seen)
+    present = tracker.in_scope([m.remembered.issue.key for m in candidates]) if candidates else set()
+    due = tuple(Tracked(m.remembered.issue, m.observed, m.remembered.version)
+                for m in candidates if m.remembered.issue.key in present)
+    gone = tuple(m.remembered.issue.key for m in candidates if m.remembered.issue.key not in present)
+    written: Mapping[str, Written] = _View(remembered, lambda hit: hit.written)
+    result.fetched, result.refetched, result.full, result.due = len(fetched.issues), fetched.refetched, full, len(due)
     result.errors += [REDACTOR(p) for p in fetched.problems]
-    result.outcomes = plan_all(fetched.issues, written, policy, now, store.fired(policy.state_key),
-                               known=cached.keys(), cursor=cursor)
+    evaluated = [*fetched.issues, *due]
+    result.outcomes = plan_all(evaluated, written, policy, now, store.fired_of(key, (t.issue.key for t in evaluated)),
+                               known=remembered, cursor=cursor)
     if policy.notify.channels:
         result.quiet = not in_working_time(policy.notify.quiet, now)
-        result.waiting = store.pending_notices(policy.state_key)
-    return Planned(cursor, fetched, cached, written)
+        result.waiting = store.pending_notices(key)
+    return Planned(cursor, fetched, cached, written, full, due, gone)
 
 
 def run_pass(
@@ -197,6 +253,7 @@ def run_pass(
     *,
     apply: bool,
     run_id: str,
+    full: bool = False,
     should_stop: Callable[[], bool] = lambda: False,
     progress: Progress | None = None,
     clock: Callable[[], float] = time.monotonic,
@@ -208,7 +265,7 @@ def run_pass(
     (without one, they stay queued in the store)."""
     result = PassResult(run_id, policy.name, "run" if apply else "plan", now)
     if not apply:
-        fetch_and_plan(tracker, policy, store, now, result)
+        fetch_and_plan(tracker, policy, store, now, result, full=full)
         result.upcoming = result.next_change(policy)
         return result
     with store.lock(policy.state_key):
@@ -217,7 +274,7 @@ def run_pass(
         with store.pass_writes(policy.state_key) as writes:
             try:
                 planned = _apply_pass(tracker, policy, store, writes, now, result, should_stop, progress, clock,
-                                      started)
+                                      started, full)
                 if sender is not None:
                     _send(policy, store, sender, planned, now, result)
                     if policy.digests:
@@ -231,6 +288,7 @@ def run_pass(
             result.upcoming = result.next_change(policy)
             writes.finish_run(run_id, _finished(now, clock, started), "partial" if result.errors else "ok",
                               result.counts(), result.errors)
+        result.tallies = store.tallies(policy.state_key)  # the pass's writes are committed
     return result
 
 
@@ -253,10 +311,11 @@ def _apply_pass(
     progress: Progress | None,
     clock: Callable[[], float],
     started: float,
+    full: bool,
 ) -> Planned:
-    planned = fetch_and_plan(tracker, policy, store, now, result)
+    planned = fetch_and_plan(tracker, policy, store, now, result, full=full)
     fetched, cached, written = planned.fetched, planned.cached, planned.written
-    by_key = {t.issue.key: t for t in fetched.issues}
+    by_key = {t.issue.key: t for t in (*fetched.issues, *planned.due)}
     writes.remember(
         (t.version, t.issue, written.get(t.issue.key, Written())) for t in fetched.issues
         if t.issue.key not in cached or cached[t.issue.key].version != t.version
@@ -294,9 +353,36 @@ def _apply_pass(
             writes.set_written(outcome.key, outcome.plan.written)
         if progress:
             progress(done, total)
-    latest = _refresh(tracker, writes, applied, result) if applied else None
+    latest, fresh = _refresh(tracker, writes, applied, result) if applied else (None, [])
     writes.set_cursor(next_cursor(planned.cursor, fetched, failed, latest, clock() - started, policy.overlap_s))
+    _update_mirror(store, writes, planned, result, {t.issue.key: t for t in fresh}, by_key,
+                   {t.issue.key for t in failed}, now)
     return planned
+
+
+def _update_mirror(store: Store, writes: PassWrites, planned: Planned, result: PassResult,
+                   fresh: Mapping[str, Tracked], by_key: Mapping[str, Tracked], failed: set[str], now: int) -> None:
+    """Each evaluated open issue into the mirror with its next instant; closed ones
+    out; after a full pass, the mirrored issues it did not list (deleted, moved, out
+    of view, closed without an update) out for good."""
+    rows, closed = [], []
+    for outcome in result.outcomes:
+        if outcome.key in failed and result.stopped and outcome.key not in fresh:
+            continue  # not reached: the mirror keeps what it had
+        tracked = fresh.get(outcome.key) or by_key[outcome.key]
+        if not tracked.open:
+            closed.append(outcome.key)
+            continue
+        upcoming = outcome.upcoming.at if outcome.upcoming is not None else None
+        rows.append((outcome.key, tracked.observed, now if outcome.key in failed else upcoming,
+                     states_of(outcome.sla)))
+    writes.mirror(rows)
+    writes.forget(closed)
+    writes.forget(planned.gone, remembered=True)
+    if planned.full and not result.stopped and not planned.fetched.problems:
+        listed = {t.issue.key for t in planned.fetched.issues}
+        writes.forget(sorted(store.mirror_keys(writes.policy) - listed), remembered=True)
+        writes.set_last_full(now)
 
 
 def _send(policy: Policy, store: Store, sender: Sender, planned: Planned, now: int, result: PassResult) -> None:
@@ -343,18 +429,19 @@ def _remembered(planned: Planned, key: str, policy: Policy, now: int) -> tuple[I
     return evaluate(cached.issue, policy, now), cached.issue.title
 
 
-def _refresh(tracker: Tracker, writes: PassWrites, keys: list[str], result: PassResult) -> int | None:
+def _refresh(tracker: Tracker, writes: PassWrites, keys: list[str],
+             result: PassResult) -> tuple[int | None, list[Tracked]]:
     """Re-read written issues so the next pass sees their new version as known;
-    the latest update time among them."""
+    the latest update time among them, and the issues as re-read."""
     try:
         fresh = tracker.refresh(keys)
     except TrackerError as exc:  # the next pass refetches them; no harm done
         result.errors.append(REDACTOR(f"re-reading written issues failed: {exc}"))
-        return None
+        return None, []
     written = {o.key: o.plan.written for o in result.outcomes}
     writes.remember((t.version, t.issue, written.get(t.issue.key, Written())) for t in fresh)
     stamps = [t.issue.updated_at for t in fresh if t.issue.updated_at is not None]
-    return max(stamps) if stamps else None
+    return (max(stamps) if stamps else None), fresh
 
 
 def next_cursor(

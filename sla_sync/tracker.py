@@ -100,6 +100,17 @@ class Tracker(Protocol):
         ``cached``; the others reuse it."""
         ...
 
+    def fetch_changed(self, since: int, cached: Mapping[str, Cached]) -> Fetched:
+        """A delta pass's one query: every issue updated at or after ``since``, in
+        any status (open, resolved, closed), each once; history as in ``fetch``."""
+        ...
+
+    def in_scope(self, keys: Sequence[str]) -> set[str]:
+        """Which of these issues are still open issues of the policy's project (list
+        queries of up to 100 keys each): before a delta pass acts on issues it did
+        not fetch, so one moved, deleted, closed or hidden since is never written."""
+        ...
+
     def fetch_all(self, since: int | None) -> Iterator[Tracked]:
         """Every issue (open or not) created at or after ``since`` (all when
         ``None``), with its history, lazily: what ``sla-sync export`` streams."""

@@ -1,4 +1,5 @@
-"""When will an issue's plan change by the passing of time alone?  Pure: no I/O.
+"""When will an issue's plan (or its metrics' states) change by the passing of time
+alone?  Pure: no I/O.
 
 An issue's managed values change without any tracker change only when a running
 clock crosses a line: a metric reaching ``warn_at`` (the at-risk label, the
@@ -56,7 +57,6 @@ def next_change(
     this issue (``fired``: the steps already fired), or ``None`` (nothing runs)."""
     calendar = policy.level_at(sla.level, created_at).calendar
     wb = policy.writeback
-    shows_state = wb.labels or wb.health_status
     found: list[Upcoming] = []
 
     def add(at: int | None, why: str) -> None:
@@ -66,11 +66,12 @@ def next_change(
     for metric in sla.metrics.values():
         if metric.state is not State.RUNNING:
             continue
-        if shows_state and not metric.at_risk:
+        # at risk and breached change the labels and the health status, and always the
+        # metrics' gauges: a delta pass re-evaluates the issue then
+        if not metric.at_risk:
             add(_when(calendar, metric, _ceil_share(policy.warn_share, metric.target_s), now),
                 f"{metric.metric} at risk")
-        if shows_state:
-            add(_when(calendar, metric, metric.target_s + 1, now), f"{metric.metric} breached")
+        add(_when(calendar, metric, metric.target_s + 1, now), f"{metric.metric} breached")
         if wb.remaining_field and metric.metric == wb.due_metric:
             size = wb.remaining_step_s
             left_in_step = metric.remaining_s - metric.remaining_s // size * size

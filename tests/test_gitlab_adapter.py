@@ -379,7 +379,7 @@ def test_a_second_pass_with_nothing_changed_reads_only_the_lists(fake: GitLabFak
     fake.reset_counts()
     second = one_pass(fake, store, "2026-11-02T17:00:00Z")
     assert [o.plan.changes for o in second.outcomes if o.plan.changes] == []
-    assert dict(fake.counts) == {("GET", ISSUES): 2}  # the open list and the updated list: nothing else
+    assert dict(fake.counts) == {("GET", ISSUES): 1}  # a delta pass: the updated list, nothing else
     assert fake.writes == 0
 
 

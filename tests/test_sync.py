@@ -242,7 +242,7 @@ def test_a_forged_marker_is_reported_in_the_summary_and_the_step_fires(store: St
     result = escalating_pass(memory, store, START + HOUR + MINUTE)  # 50 % of 2h is past
     assert memory.issues[key].assignee == "alice"
     assert result.counts()["forged_markers"] == 1
-    assert summary(result).split("; ")[0].endswith(", 1 forged or manual markers ignored")
+    assert summary(result).split("; ")[0].endswith(", 1 forged or manual markers ignored, full pass")
 
 
 def test_the_summary_says_when_the_next_change_is_due(store: Store) -> None:

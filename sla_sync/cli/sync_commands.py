@@ -126,11 +126,15 @@ def check_online(policy: Policy) -> list[str]:
     return tracker_for(policy).check(policy.tracker_labels, policy.tracker_names) + check_channels(policy, os.environ)
 
 
+FullOpt = Annotated[bool, typer.Option(
+    "--full", help="List every open issue (a full reconciliation) instead of only those updated since the last pass.")]
+
+
 def _pass(policy: Policy, store: Store, now: int, *, apply: bool, metrics: Metrics | None = None,
-          should_stop: Callable[[], bool] = lambda: False) -> PassResult:
+          full: bool = False, should_stop: Callable[[], bool] = lambda: False) -> PassResult:
     """One pass with the environment's secrets and, on a terminal, a progress bar."""
     with progress_reporter(f"{policy.name}: applying") as progress:
-        return one_pass(policy, store, now, apply=apply, env=os.environ, metrics=metrics,
+        return one_pass(policy, store, now, apply=apply, env=os.environ, metrics=metrics, full=full,
                         should_stop=should_stop, progress=progress)
 
 
@@ -176,6 +180,7 @@ def plan(
     state: StateOpt = None,
     fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
     log_format: LogFormatOpt = "plain",
+    full: FullOpt = False,
 ) -> None:
     """Fetch, evaluate and show the changes a run would make, writing nothing."""
     if fmt not in ("table", "json"):
@@ -183,7 +188,7 @@ def plan(
     setup_logs(log_format)
     policy = read_policy(policy_path)
     store = Store(state or default_location())
-    result = _pass(policy, store, parse_now(now), apply=False)
+    result = _pass(policy, store, parse_now(now), apply=False, full=full)
     print_plan(result, fmt)
 
 
@@ -199,8 +204,15 @@ def run(
         Path | None, typer.Option(help="Write Prometheus metrics here after the run (node-exporter textfile).")
     ] = None,
     log_format: LogFormatOpt = "plain",
+    full: FullOpt = False,
 ) -> None:
-    """Apply the plan: due dates, SLA labels, escalations. Exit 1 if some issue failed."""
+    """Apply the plan: due dates, SLA labels, escalations. Exit 1 if some issue failed.
+
+    A pass reads only the issues updated since the last one (and, from the state
+    store, those whose SLA changes by time now); once tracker.reconcile_every has
+    passed since the last full pass (and on the first one, or with --full) it lists
+    every open issue, to catch issues deleted, moved or hidden since.
+    """
     setup_logs(log_format)
     policies = read_policies(policy_paths)
     store = Store(state or default_location())
@@ -208,7 +220,7 @@ def run(
     worst = 0
     try:
         for policy in policies:
-            result = _pass(policy, store, parse_now(now), apply=not dry_run, metrics=metrics)
+            result = _pass(policy, store, parse_now(now), apply=not dry_run, metrics=metrics, full=full)
             print_plan(result, fmt)
             worst = max(worst, result.exit_code)
     finally:

@@ -99,6 +99,10 @@ class GitLabHarness:
         self._seen(at)
         self.fake.add_note(PROJECT, int(key), text, by=by, at=at, internal=not public)
 
+    def delete_issue(self, key: str) -> None:
+        with self.fake.lock:
+            del self.fake.project(PROJECT).issues[int(key)]
+
     def set_status(self, key: str, role: str, *, at: datetime, by: str = "alice") -> None:
         self._seen(at)
         issue = self.fake.issue(PROJECT, int(key))

@@ -80,6 +80,9 @@ class Harness(Protocol):
     def set_status(self, key: str, role: str, *, at: datetime, by: str = "alice") -> None:
         """Move the issue to the status playing ``role``."""
 
+    def delete_issue(self, key: str) -> None:
+        """The issue is deleted (the delta tests; the real Redmine's harness has none)."""
+
     def set_due_date(self, key: str, due: date | None, *, by: str = "alice") -> None:
         """A person changes the due date."""
 

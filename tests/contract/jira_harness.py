@@ -87,6 +87,9 @@ class JiraHarness:
     def set_status(self, key: str, role: str, *, at: datetime, by: str = "alice") -> None:
         self.fake.transition(key, STATUS[role], at=at, by=by)
 
+    def delete_issue(self, key: str) -> None:
+        del self.fake.issues[key]
+
     def set_due_date(self, key: str, due: date | None, *, by: str = "alice") -> None:
         self.fake.edit(key, by=by, duedate=due.isoformat() if due else None)
 

@@ -80,6 +80,9 @@ class MemoryHarness:
     def set_status(self, key: str, role: str, *, at: datetime, by: str = "alice") -> None:
         self.memory.set_status(key, STATUS[role], by=by, at=utc_seconds(at))
 
+    def delete_issue(self, key: str) -> None:
+        del self.memory.issues[key]
+
     def set_due_date(self, key: str, due: date | None, *, by: str = "alice") -> None:
         self.memory.set_field(key, "due_date", due.isoformat() if due else None, by=by)
 

@@ -997,6 +997,11 @@ class JqlQuery:
 
     def _predicate(self, name: str, op: str, values: list[str]) -> Any:
         fake = self.fake
+        if name in ("key", "issuekey"):  # Jira refuses the whole search over a key that does not exist
+            known = {k.lower() for k in fake.issues}
+            for value in values:
+                if value.lower() not in known:
+                    raise jira_error(400, f"An issue with key '{value}' does not exist for field 'key'.")
         getters: dict[str, Any] = {
             "project": lambda i: {x.lower() for x in fake.projects[i.project].values()},
             "key": lambda i: {i.key.lower()},

@@ -307,6 +307,15 @@ class MemoryTracker:
         return assemble(rows, since, cached, identify=lambda r: (r.key, str(r.version), r.updated_at),
                         history=lambda r: self._events(self._read(r.key)), track=self._track, where=self._where(None))
 
+    def fetch_changed(self, since: int, cached: Mapping[str, Cached]) -> Fetched:
+        rows = list(self._list(lambda i: i.updated_at >= since))
+        return assemble(rows, since, cached, identify=lambda r: (r.key, str(r.version), r.updated_at),
+                        history=lambda r: self._events(self._read(r.key)), track=self._track, where=self._where(None))
+
+    def in_scope(self, keys: Sequence[str]) -> set[str]:
+        wanted, closed = set(keys), self.memory.closed
+        return {r.key for r in self._list(lambda i: i.key in wanted and i.status not in closed)}
+
     def fetch_all(self, since: int | None) -> Iterator[Tracked]:
         for row in self._list(lambda i: since is None or i.created_at >= since):
             yield self._track(row, self._events(self._read(row.key)))

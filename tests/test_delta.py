@@ -1,0 +1,168 @@
+"""Delta passes: a pass reads what changed since the cursor, and the issues whose SLA
+changes by time come from the state store's mirror (issue 10, items 1 to 3).
+
+On the in-memory tracker (which counts requests like a tracker: one GET per list
+page, one per issue read) and the Jira fake over real HTTP.  The policy is the
+contract suite's (24x7 UTC; P1: resolution 8h, step 1 at 50 %, step 2 when
+breached) with ``reconcile_every: 6h``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sla_sync.calendar import utc_seconds
+from sla_sync.state import Store
+from sla_sync.sync import PassResult, run_pass
+from tests.contract.harness import BODY
+
+KINDS = ["memory", "jira", "gitlab"]
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+@pytest.fixture(params=KINDS)
+def harness(request: pytest.FixtureRequest) -> Any:
+    return request.getfixturevalue(request.param)
+
+
+def one_pass(h: Any, store: Store, now: str, *, full: bool = False, reconcile: str = "6h") -> PassResult:
+    policy = h.policy(BODY)
+    data = policy.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+    assert data["tracker"]["reconcile_every"] == "6h"  # the default
+    if reconcile != "6h":
+        from sla_sync.policy import compile_policy
+        from sla_sync.schema import PolicyFile
+
+        data["tracker"]["reconcile_every"] = reconcile
+        policy = compile_policy(PolicyFile.model_validate(data))
+    if h.kind == "memory":  # the tracker's clock is the pass's: what it writes is stamped now
+        h.memory.now = max(h.memory.now, utc_seconds(at(now)))
+    return run_pass(h.tracker(policy), policy, store, utc_seconds(at(now)), apply=True, run_id="t", full=full)
+
+
+def test_a_quiet_delta_pass_is_one_query(harness: Any, tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "state.sqlite"))
+    for i in range(3):
+        harness.create_issue(f"Slow {i}", priority="P3", created_at=at("2026-11-02T08:00:00"))
+    first = one_pass(harness, store, "2026-11-02T09:00:00")
+    assert first.full and first.fetched == 3
+    harness.reset_requests()
+    quiet = one_pass(harness, store, "2026-11-02T09:10:00")
+    assert not quiet.full and quiet.due == 0
+    assert quiet.outcomes == [] or all(not o.plan.changes for o in quiet.outcomes)
+    # "what changed since the cursor?", and nothing else; Jira's client also asks, once per
+    # process, for the server's version, the API user (its timezone) and the field names
+    assert harness.requests() == {"GET": 1 if harness.kind != "jira" else 4}
+
+
+def settle(h: Any, store: Store, spare: str, when: str) -> None:
+    """A person's change to ``spare`` and a pass just after: the cursor moves past
+    sla-sync's own earlier writes, so the next delta lists only what changes later."""
+    h.comment(spare, "Any news?", by="erin", public=True, at=at(when))
+    one_pass(h, store, when.replace(":00:", ":01:", 1))
+
+
+def test_an_issue_a_person_changed_is_seen_by_the_next_delta_pass(memory: Any, tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "state.sqlite"))
+    key = memory.create_issue("Checkout down", priority="P1", created_at=at("2026-11-02T08:00:00"))
+    other = memory.create_issue("Typo", priority="P3", created_at=at("2026-11-02T08:00:00"))
+    spare = memory.create_issue("Spare", priority="P3", created_at=at("2026-11-02T08:00:00"))
+    one_pass(memory, store, "2026-11-02T09:00:00")
+    settle(memory, store, spare, "2026-11-02T09:20:00")
+    memory.set_status(key, "waiting", at=at("2026-11-02T09:30:00"))  # waiting for the customer: paused
+    delta = one_pass(memory, store, "2026-11-02T09:40:00")
+    assert not delta.full
+    assert key in {o.key for o in delta.outcomes} and other not in {o.key for o in delta.outcomes}
+    assert next(o for o in delta.outcomes if o.key == key).sla.metrics["resolution"].state == "paused"
+
+
+def test_a_threshold_crossed_by_time_alone_is_written_reading_only_the_delta_query(memory: Any,
+                                                                                    tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "state.sqlite"))
+    key = memory.create_issue("Checkout down", priority="P1", created_at=at("2026-11-02T08:00:00"))
+    spare = memory.create_issue("Spare", priority="P3", created_at=at("2026-11-02T08:00:00"))
+    for i in range(3):
+        memory.create_issue(f"Slow {i}", priority="P3", created_at=at("2026-11-02T08:00:00"))
+    first = one_pass(memory, store, "2026-11-02T10:00:00")  # 2h of 8h: nothing due
+    assert first.upcoming is not None and first.upcoming.at == utc_seconds(at("2026-11-02T12:00:00"))
+    assert (first.upcoming.key, first.upcoming.why) == (key, "escalation step 1")  # 4h: 50 %
+    settle(memory, store, spare, "2026-11-02T10:30:00")
+    memory.reset_requests()
+    crossed = one_pass(memory, store, "2026-11-02T12:00:00")
+    assert not crossed.full and crossed.due == 1
+    assert [(o.key, o.plan.fired) for o in crossed.outcomes if o.plan.fired] == [(key, (1,))]
+    assert memory.watchers(key) == {"manager"}
+    # GET: the delta query (the spare issue, written at 10:30:01, is still in its overlap),
+    # the in-scope check of the one due issue, the re-read of the written issue (history
+    # included): never the other open issues.  PUT: the marker label; POST: the watcher.
+    assert memory.requests() == {"GET": 3, "PUT": 1, "POST": 1}
+
+
+def test_an_issue_moved_out_is_dropped_and_never_written(memory: Any, tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "state.sqlite"))
+    moved = memory.create_issue("Checkout down", priority="P1", created_at=at("2026-11-02T08:00:00"))
+    kept = memory.create_issue("Typo", priority="P3", created_at=at("2026-11-02T08:00:00"))
+    one_pass(memory, store, "2026-11-02T10:00:00")
+    settle(memory, store, kept, "2026-11-02T10:30:00")
+    record = memory.memory.issues[moved]
+    record.project = "elsewhere"  # moved to another project (its update time as it was)
+    memory.reset_requests()
+    crossed = one_pass(memory, store, "2026-11-02T12:00:00")  # step 1 of `moved` would be due now
+    assert moved not in {o.key for o in crossed.outcomes}
+    assert memory.requests().get("PUT", 0) == 0 and not record.watchers
+    assert moved not in store.mirror_keys(memory.policy(BODY).state_key)
+    full = one_pass(memory, store, "2026-11-02T17:00:00", full=True)
+    assert moved not in {o.key for o in full.outcomes} and kept in {o.key for o in full.outcomes}
+
+
+def test_a_full_reconciliation_drops_an_issue_the_listing_no_longer_shows(memory: Any, tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "state.sqlite"))
+    gone = memory.create_issue("Typo", priority="P3", created_at=at("2026-11-02T08:00:00"))
+    one_pass(memory, store, "2026-11-02T09:00:00")
+    memory.memory.issues[gone].project = "elsewhere"
+    later = one_pass(memory, store, "2026-11-02T15:30:00")  # 6h30 since the first: reconcile_every 6h
+    assert later.full
+    assert gone not in store.mirror_keys(memory.policy(BODY).state_key)
+    assert gone not in store.remembered(memory.policy(BODY).state_key)
+
+
+@pytest.mark.parametrize("reconcile", ["0", "6h"])
+def test_reconcile_every(memory: Any, tmp_path: Path, reconcile: str) -> None:
+    store = Store(str(tmp_path / "state.sqlite"))
+    memory.create_issue("Typo", priority="P3", created_at=at("2026-11-02T08:00:00"))
+    assert one_pass(memory, store, "2026-11-02T09:00:00", reconcile=reconcile).full
+    assert one_pass(memory, store, "2026-11-02T09:10:00", reconcile=reconcile).full == (reconcile == "0")
+    assert one_pass(memory, store, "2026-11-02T14:59:59", reconcile=reconcile).full == (reconcile == "0")
+    assert one_pass(memory, store, "2026-11-02T15:00:00", reconcile=reconcile).full  # 6h after the last full
+
+
+def test_a_deleted_store_makes_a_full_pass_that_writes_nothing_twice(harness: Any, tmp_path: Path) -> None:
+    key = harness.create_issue("Checkout down", priority="P1", created_at=at("2026-11-02T08:00:00"))
+    one_pass(harness, Store(str(tmp_path / "a.sqlite")), "2026-11-02T13:00:00")
+    one_pass(harness, Store(str(tmp_path / "a.sqlite")), "2026-11-02T13:10:00")
+    harness.reset_requests()
+    fresh = one_pass(harness, Store(str(tmp_path / "b.sqlite")), "2026-11-02T13:20:00")
+    assert fresh.full
+    assert [o.plan.changes for o in fresh.outcomes if o.plan.changes] == []
+    assert set(harness.requests()) <= {"GET"}
+    assert harness.watchers(key) == {"manager"}
+
+
+def test_in_scope_tells_open_issues_of_the_project_from_the_rest(harness: Any) -> None:
+    """What a delta pass asks before acting on mirrored issues it did not fetch: one list
+    query per 100 keys; a deleted issue (which Jira's search refuses by name) is out."""
+    keep = harness.create_issue("Open", priority="P3", created_at=at("2026-11-02T08:00:00"))
+    done = harness.create_issue("Resolved", priority="P3", created_at=at("2026-11-02T08:00:00"))
+    harness.set_status(done, "resolved", at=at("2026-11-02T09:00:00"))
+    deleted = harness.create_issue("Deleted", priority="P3", created_at=at("2026-11-02T08:00:00"))
+    harness.delete_issue(deleted)
+    tracker = harness.tracker(harness.policy(BODY))
+    assert tracker.in_scope([keep, done, deleted]) == {keep}
+    assert tracker.in_scope([keep]) == {keep}
