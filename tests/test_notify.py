@@ -303,3 +303,53 @@ notify: {channels: {oncall: {url_env: U}}}
         "level P1: first_response running, 5m left of 30m, at risk, due 2026-11-02T09:05:00Z\n"
         "escalation step 1: when first_response 80% (assigned to l2)",
     )
+
+
+class Collect:
+    """A sender that keeps what it is given (the digest's channel here)."""
+
+    def __init__(self, inner: AppriseSender) -> None:
+        self.inner, self.digests = inner, []  # type: list[Message]
+
+    def send(self, message: Message) -> None:
+        if "SLA digest" in message.title:
+            self.digests.append(message)
+        else:
+            self.inner.send(message)
+
+
+@pytest.mark.parametrize("kind", ["redmine", "gitlab", "jira"])
+def test_one_policy_with_notify_digest_sla_fields_and_backlog_steps(kind: str, request: pytest.FixtureRequest,
+                                                                      receiver: Receiver, tmp_path: Path) -> None:
+    """Issue 12's keys together in one policy, on each tracker: the breach step's message,
+    the 09:00 digest, the time left (Redmine, Jira) or the health status (GitLab), and
+    backlog_steps: last on an issue adopted with both steps due."""
+    from tests.contract.harness import REMAINING_FIELD
+
+    h = request.getfixturevalue(kind)
+    field = "  health_status: true\n" if kind == "gitlab" else f"  remaining_field: {REMAINING_FIELD}\n"
+    body = (NOTIFY_BODY + 'digest:\n  - {channel: lead, at: "0 9 * * *"}\n'
+            + "writeback:\n  backlog_steps: last\n" + field)
+    key = h.create_issue("Checkout down", priority="P1", created_at=at("2026-11-02T08:00:00"))
+    policy = h.policy(body)
+    sender = Collect(AppriseSender(policy.notify, os.environ))
+    store = Store(str(tmp_path / "state.sqlite"))
+    first = run_pass(h.tracker(policy), policy, store, utc_seconds(at("2026-11-03T09:30:00")), apply=True,
+                     run_id="t", sender=sender)  # 25h30m: breached, both steps due at once
+    assert first.errors == []
+    assert [(o.plan.marked, o.plan.fired) for o in first.outcomes if o.key == key] == [((1,), (1, 2))]
+    assert [(p, t) for p, t, _ in receiver.messages] == [  # step 2's message only: step 1 was marked
+        ("/oncall", f"[{policy.name}] {key} resolution breached: step 2"),
+        ("/lead", f"[{policy.name}] {key} resolution breached: step 2"),
+    ]
+    assert [m.title for m in sender.digests] == [f"[{policy.name}] SLA digest 2026-11-03: 0 at risk, 1 breached"]
+    seen = h.observe(key)
+    assert seen.assignee == "manager" and "manager" not in h.watchers(key)
+    if kind == "gitlab":
+        assert seen.health_status == "at_risk"
+    else:
+        assert float(seen.remaining or "nan") == -18  # 25h30m of 8h: 17h30m over, rounded down to whole hours
+    again = run_pass(h.tracker(policy), policy, store, utc_seconds(at("2026-11-03T09:40:00")), apply=True,
+                     run_id="t2", sender=sender)
+    assert [o.key for o in again.outcomes if o.plan.changes] == [] and len(receiver.messages) == 2
+    assert len(sender.digests) == 1
