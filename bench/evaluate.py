@@ -1,24 +1,30 @@
 """Benchmark of ``sla-sync evaluate`` against the floor of any JSON Lines evaluator.
 
-    python bench/evaluate.py [--sizes 100000,1000000] [--policy FILE]
+    python bench/evaluate.py [--sizes 100000,1000000] [--policy FILE] [--repeat N] [--before DIR]
 
 For each size it writes that many synthetic issues (several events each) to a
 temporary file, then runs, each in a fresh process:
 
-- the floor: a loop that only parses each line (orjson, the parser sla-sync uses)
-  and writes one small object back;
+- the floor: a loop that only parses each line (orjson, the parser sla-sync used to
+  use) and writes one small object back;
 - ``sla-sync evaluate`` with a policy whose calendars have office hours and public
-  holidays.
+  holidays, start-up (imports, the policy, the holidays) included;
+- with ``--before DIR``, also ``sla-sync evaluate`` from the source tree DIR (say a
+  ``git worktree`` of the previous commit), on the same file: today's figures
+  beside those of before.
 
-It prints lines per second, the ratio evaluate/floor (goal: at most 3) and the peak
-resident memory of each process (goal: flat from 100 000 to 1 000 000 issues).
-A benchmark, not a test: it prints figures and never fails on them.
+It prints, per process, the CPU time per issue (user + system: on a busy machine
+the steadier measure), its ratio to the floor's (goal: at most 3), the same ratio
+in wall time, and the peak resident memory (goal: flat from 100 000 to 1 000 000
+issues).  Each figure is the best of ``--repeat`` runs.  A benchmark, not a test:
+it prints figures and never fails on them.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -26,8 +32,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-
-from measure import peak_of  # noqa: E402
 
 FLOOR = """
 import sys, orjson
@@ -37,32 +41,71 @@ for line in open(sys.argv[1], "rb"):
     out.write(orjson.dumps({"key": obj["key"], "level": "P3"}) + b"\\n")
 """
 
+# Runs the command as its own child (its own memory peak) and prints its exit code,
+# wall seconds, CPU seconds (user + system) and peak RSS in KiB; its last stderr line
+# goes to stderr.
+WRAPPER = (
+    "import resource, subprocess, sys, time;"
+    "t = time.perf_counter();"
+    "p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True);"
+    "wall = time.perf_counter() - t;"
+    "u = resource.getrusage(resource.RUSAGE_CHILDREN);"
+    "print(p.returncode, wall, u.ru_utime + u.ru_stime, u.ru_maxrss);"
+    "print(p.stderr.strip().splitlines()[-1] if p.stderr.strip() else '', file=sys.stderr)"
+)
+
+
+def measure(cmd: list[str], tree: Path | None = None) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds and peak RSS (KiB) of ``cmd``, which must succeed;
+    with ``tree``, ``python -m sla_sync.cli`` runs the sla_sync of that source tree."""
+    env = None if tree is None else {**os.environ, "PYTHONPATH": str(tree)}
+    done = subprocess.run([sys.executable, "-c", WRAPPER, *cmd], capture_output=True, text=True, check=True,
+                          env=env, cwd=tree)  # ``-m`` looks in the working directory first
+    code, wall, cpu, peak = done.stdout.split()
+    if int(code) != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed (exit {code}): {done.stderr.strip()}")
+    return float(wall), float(cpu), int(peak)
+
+
+def best(runs: list[tuple[float, float, int]]) -> tuple[float, float, int]:
+    """The best wall time, CPU time and peak memory of several runs."""
+    return min(r[0] for r in runs), min(r[1] for r in runs), min(r[2] for r in runs)
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="100000", help="comma-separated issue counts")
     parser.add_argument("--policy", default=str(ROOT / "policies" / "redmine-support.yaml"))
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each process; the best counts")
+    parser.add_argument("--before", type=Path, metavar="DIR",
+                        help="also run sla-sync evaluate from this source tree (the code before a change)")
     args = parser.parse_args()
     import orjson
     from synthetic import generate
 
-    sla_sync = [sys.executable, "-m", "sla_sync.cli"]
-    print(f"{'issues':>9} {'floor/s':>10} {'evaluate/s':>11} {'ratio':>6} {'floor MiB':>10} {'evaluate MiB':>13}")
+    evaluate = [sys.executable, "-m", "sla_sync.cli", "evaluate", "--policy", str(Path(args.policy).resolve()),
+                "--now", "2027-12-01T00:00:00Z", "--input"]
+    runs = [("evaluate", ROOT)]
+    if args.before is not None:
+        runs.insert(0, (f"before ({args.before})", args.before.resolve()))
+    print(f"{'issues':>9} {'process':<24} {'CPU us/issue':>12} {'ratio':>6} {'wall ratio':>10} {'peak MiB':>9}")
     with tempfile.TemporaryDirectory() as tmp:
         for size in (int(s) for s in args.sizes.split(",")):
             path = Path(tmp) / f"issues-{size}.jsonl"
             with open(path, "wb") as f:
                 for obj in generate(size, seed=3, span_days=365):
                     f.write(orjson.dumps(obj) + b"\n")
-            floor_s, floor_kib = peak_of([sys.executable, "-c", FLOOR, str(path)])
-            eval_s, eval_kib = peak_of(
-                [*sla_sync, "evaluate", "--policy", args.policy, "--input", str(path), "--now", "2027-12-01T00:00:00Z"]
-            )
-            print(
-                f"{size:>9} {size / floor_s:>10.0f} {size / eval_s:>11.0f} {eval_s / floor_s:>6.2f} "
-                f"{floor_kib / 1024:>10.1f} {eval_kib / 1024:>13.1f}",
-                flush=True,
-            )
+            commands = [("floor", [sys.executable, "-c", FLOOR, str(path)], None)]
+            commands += [(name, [*evaluate, str(path)], tree) for name, tree in runs]
+            figures: dict[str, list[tuple[float, float, int]]] = {name: [] for name, _, _ in commands}
+            for _ in range(args.repeat):  # in turns, so that each meets the machine's load alike
+                for name, cmd, tree in commands:
+                    figures[name].append(measure(cmd, tree))
+            floor_wall, floor_cpu, _ = best(figures["floor"])
+            for name, _, _ in commands:
+                wall, cpu, kib = best(figures[name])
+                print(f"{size:>9} {name:<24} {cpu / size * 1e6:>12.2f} {cpu / floor_cpu:>6.2f} "
+                      f"{wall / floor_wall:>10.2f} {kib / 1024:>9.1f}", flush=True)
             os.unlink(path)
 
 

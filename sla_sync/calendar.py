@@ -7,9 +7,11 @@ interval that a spring-forward gap cuts short is shorter, one that a fall-back
 overlap repeats is longer.
 
 The calendar works per local day and caches each day's working intervals, already
-converted to UTC, together with a running total.  Both operations are then a binary
-search and a walk over at most a few intervals, whatever the span: months cost the
-same as minutes once the days are cached.
+converted to UTC, together with a running total, and the same intervals flat across
+the days.  Both operations are then a binary search, whatever the span: months cost
+the same as minutes once the days are cached.  The running totals have one origin
+for the calendar's life, so the clocks read all those of an issue at once
+(``running_totals``) and turn a total back into an instant (``instant_at``).
 """
 
 from __future__ import annotations
@@ -56,8 +58,16 @@ class Calendar:
         self._is_holiday = is_holiday or (lambda _d: False)
         self._base = 0  # ordinal of the first cached day
         self._starts: list[int] = []  # UTC start of each cached local day, plus one
-        self._cum: list[int] = []  # working seconds before each start
+        self._cum: list[int] = []  # the running total at each start (see below for its origin)
         self._ivals: list[tuple[Interval, ...]] = []  # working intervals per day
+        # The same intervals flat, across the cached days: each start and end in order,
+        # with the working seconds before it (on ``_cum``'s origin): a running total is
+        # then one binary search, whatever the day holds.  The origin is the start of the
+        # first day ever cached and never moves (days added before it count below zero),
+        # so a running total once read stays true.
+        self._edges: list[int] = []
+        self._edge_totals: list[int] = []
+        self._last_ordinal: tuple[int | None, int] = (None, 0)  # (instant, its local day): ``now`` recurs
 
     # -- the two operations -------------------------------------------------
 
@@ -69,6 +79,34 @@ class Calendar:
         self._ensure(end)
         return self._cumulative(end) - self._cumulative(start)
 
+    def running_totals(self, instants: Sequence[int]) -> list[int]:
+        """The working seconds up to each instant, counted from an origin fixed for
+        the calendar's life: the working time of ``[a, b)`` is ``total(b) - total(a)``
+        (``b >= a``), whatever was asked in between.  One call for all the instants
+        of an issue, instead of one ``working_seconds`` per span; ``instant_at`` is
+        the inverse."""
+        if not self._starts:
+            self._ensure(instants[0])
+        lo, hi = self._starts[0], self._starts[-1]
+        edges, totals, first = self._edges, self._edge_totals, self._cum[0]
+        out = []
+        for t in instants:  # as ``_cumulative``
+            if t < lo or t >= hi:  # beyond the cache: grow it (the totals read so far stay true)
+                self._ensure(t)
+                lo, hi = self._starts[0], self._starts[-1]
+                edges, totals, first = self._edges, self._edge_totals, self._cum[0]
+            j = bisect_right(edges, t)
+            out.append(first if j == 0 else totals[j - 1] + (t - edges[j - 1] if j & 1 else 0))
+        return out
+
+    def instant_at(self, total: int) -> int:
+        """The earliest instant at which the running total (``running_totals``)
+        reaches ``total``, a total between two already read (the cache holds it)."""
+        j = bisect_left(self._edge_totals, total)  # the end of the interval it is reached in
+        if not j & 1:
+            raise AssertionError("running totals out of step with intervals")  # pragma: no cover
+        return self._edges[j - 1] + (total - self._edge_totals[j - 1])
+
     def add_working_seconds(self, start: int, seconds: int, until: int | None = None) -> int:
         """The earliest instant by which ``seconds`` working seconds have passed since ``start``.
 
@@ -79,6 +117,9 @@ class Calendar:
         self._ensure(start)
         if until is not None:
             self._ensure(until)
+            target = self._cumulative(start) + seconds
+            if target <= self._cumulative(until):  # within what the cache holds: no horizon to mind
+                return self.instant_at(target)
         target = self._cumulative(start) + seconds
         # The horizon counts from ``start``'s day, whatever the cache holds: the
         # answer never depends on earlier calls, and unanswerable calls never grow
@@ -88,15 +129,9 @@ class Calendar:
             horizon = max(horizon, self._ordinal(until))
         while self._cum[-1] < target and self._base + len(self._ivals) <= horizon:
             self._extend_forward(min(self._base + len(self._ivals) + 31, horizon))
-        i = bisect_left(self._cum, target) - 1
-        if self._cum[-1] < target or self._base + i > horizon:
+        if self._cum[-1] < target or self._base + bisect_left(self._cum, target) - 1 > horizon:
             raise NoWorkingTimeError("the target lies beyond the working time of the next ten years")
-        done = self._cum[i]
-        for a, b in self._ivals[i]:
-            if done + (b - a) >= target:
-                return a + (target - done)
-            done += b - a
-        raise AssertionError("running totals out of step with intervals")  # pragma: no cover
+        return self.instant_at(target)
 
     def working_intervals(self, start: int, end: int) -> Iterator[Interval]:
         """The working intervals inside ``[start, end)``, in order, clipped to it."""
@@ -123,8 +158,7 @@ class Calendar:
     # -- the cache ------------------------------------------------------------
 
     def _ensure(self, t: int) -> None:
-        """Cache the days around ``t``.  Extending backwards shifts every running
-        total, so callers ensure all their instants before reading any total."""
+        """Cache the days around ``t``."""
         if not self._starts:
             self._start_cache(self._ordinal(t))
         if t < self._starts[0]:
@@ -133,24 +167,25 @@ class Calendar:
             self._extend_forward(max(self._ordinal(t), self._base + len(self._ivals)) + 31)
 
     def _cumulative(self, t: int) -> int:
-        """Working seconds from the start of the first cached day up to ``t``
-        (which ``_ensure`` has cached)."""
-        i = bisect_right(self._starts, t) - 1
-        done = self._cum[i]
-        for a, b in self._ivals[i]:
-            if t <= a:
-                break
-            done += min(t, b) - a
-        return done
+        """The running total at ``t`` (which ``_ensure`` has cached)."""
+        j = bisect_right(self._edges, t)  # odd: inside an interval; even: after one ends
+        if j == 0:
+            return self._cum[0]
+        return self._edge_totals[j - 1] + (t - self._edges[j - 1] if j & 1 else 0)
 
     def _ordinal(self, t: int) -> int:
-        return datetime.fromtimestamp(t, self.tz).toordinal()
+        last, ordinal = self._last_ordinal
+        if t != last:
+            ordinal = datetime.fromtimestamp(t, self.tz).toordinal()
+            self._last_ordinal = (t, ordinal)
+        return ordinal
 
     def _start_cache(self, ordinal: int) -> None:
         self._base = ordinal - 31
         self._starts = [self._day_start(self._base)]
         self._cum = [0]
         self._ivals = []
+        self._edges, self._edge_totals = [], []
         self._extend_forward(ordinal + 31)
 
     def _extend_forward(self, until: int) -> None:
@@ -159,6 +194,7 @@ class Calendar:
         while o <= until:
             ivals = self._day_intervals(o)
             self._ivals.append(ivals)
+            self._add_edges(ivals, self._cum[-1])
             self._cum.append(self._cum[-1] + sum(b - a for a, b in ivals))
             self._starts.append(self._day_start(o + 1))
             o += 1
@@ -167,14 +203,27 @@ class Calendar:
         """Cache days from ordinal ``since`` on, before the current first day."""
         days = [self._day_intervals(o) for o in range(since, self._base)]
         totals = [sum(b - a for a, b in ivals) for ivals in days]
-        shift = sum(totals)
-        cum = [0]
+        cum = [self._cum[0] - sum(totals)]  # the origin stays where it is: these days count below it
         for total in totals[:-1]:
             cum.append(cum[-1] + total)
-        self._cum = cum + [c + shift for c in self._cum]
+        edges, edge_totals = self._edges, self._edge_totals
+        self._edges, self._edge_totals = [], []
+        for ivals, before in zip(days, cum, strict=True):
+            self._add_edges(ivals, before)
+        self._edges += edges
+        self._edge_totals += edge_totals
+        self._cum = cum + self._cum
         self._starts = [self._day_start(o) for o in range(since, self._base)] + self._starts
         self._ivals = days + self._ivals
         self._base = since
+
+    def _add_edges(self, ivals: tuple[Interval, ...], before: int) -> None:
+        """Append one day's intervals to the flat index; ``before`` is the running
+        total at the day's start."""
+        for a, b in ivals:
+            self._edges += (a, b)
+            self._edge_totals += (before, before + b - a)
+            before += b - a
 
     # -- one local day in UTC -------------------------------------------------
 
@@ -247,6 +296,12 @@ class AlwaysCalendar(Calendar):
 
     def working_seconds(self, start: int, end: int) -> int:
         return max(0, end - start)
+
+    def running_totals(self, instants: Sequence[int]) -> list[int]:
+        return list(instants)
+
+    def instant_at(self, total: int) -> int:
+        return total
 
     def add_working_seconds(self, start: int, seconds: int, until: int | None = None) -> int:
         return start + max(0, seconds)

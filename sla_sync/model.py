@@ -1,20 +1,45 @@
 """Domain objects: the neutral issue, its events, SLA states and changes.
 
-Everything here is a frozen dataclass.  Instants are ``int`` seconds since the Unix
-epoch (UTC): the clocks work in whole seconds, and integers keep them exact and fast.
+Everything here is frozen.  What ``evaluate`` builds for every issue (``Event``,
+``Issue``, ``SlaState``, ``IssueSla``) is a frozen ``msgspec.Struct``: a dozen
+times cheaper to build than a frozen dataclass, with the same constructor (the
+fields in the same order, positional or by name), equality, hashing and
+immutability; ``dataclasses.replace``, ``fields`` and ``asdict`` still work on them
+(``_as_dataclass``).  The rest are frozen dataclasses.  Instants are ``int`` seconds
+since the Unix epoch (UTC): the clocks work in whole seconds, and integers keep them
+exact and fast.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
+
+import msgspec
 
 METRICS: tuple[str, ...] = ("first_response", "workaround", "resolution")
 
+_S = TypeVar("_S", bound=type)
 
-@dataclass(frozen=True, slots=True)
-class Event:
+
+def _as_dataclass(cls: _S) -> _S:
+    """Give a Struct a dataclass's field table (that of a dataclass twin with the same
+    fields), so that ``dataclasses.replace``, ``fields`` and ``asdict`` work on it as
+    they did when the class was a dataclass; ``msgspec.structs.replace`` is the fast
+    way.  Nothing else changes: the Struct builds, compares and hashes itself."""
+    names: tuple[str, ...] = cls.__struct_fields__  # type: ignore[attr-defined]
+    twin = dataclasses.make_dataclass(cls.__name__, [(name, Any) for name in names])
+    table = {f.name: f for f in dataclasses.fields(twin)}
+    setattr(cls, "__dataclass_fields__", table)  # noqa: B010 - at run time only
+    return cls
+
+
+# gc=False: these objects hold no reference cycles (scalars, strings, tuples of them,
+# a decoded JSON object), so the garbage collector need not track them.
+@_as_dataclass
+class Event(msgspec.Struct, frozen=True, gc=False):
     """One entry of an issue's history.
 
     ``kind`` is ``comment`` (``public``, ``by_agent``), ``status`` (``from_``/``to``),
@@ -36,9 +61,11 @@ class Event:
     removed: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Issue:
-    """A tracker issue in the neutral form every adapter maps into."""
+@_as_dataclass
+class Issue(msgspec.Struct, frozen=True, gc=False):
+    """A tracker issue in the neutral form every adapter maps into.
+
+    ``fields`` takes part in equality, not in the hash (a dict is not hashable)."""
 
     key: str
     created_at: int
@@ -52,8 +79,12 @@ class Issue:
     milestone: str | None = None
     due_date: str | None = None
     updated_at: int | None = None
-    fields: dict[str, Any] = field(default_factory=dict, hash=False, compare=True)
+    fields: dict[str, Any] = msgspec.field(default_factory=dict)
     events: tuple[Event, ...] = ()
+
+    def __hash__(self) -> int:
+        return hash((self.key, self.created_at, self.status, self.title, self.priority, self.type, self.project,
+                     self.labels, self.assignee, self.milestone, self.due_date, self.updated_at, self.events))
 
 
 @dataclass(frozen=True)
@@ -86,8 +117,8 @@ class State(StrEnum):
     BREACHED = "breached"
 
 
-@dataclass(frozen=True, slots=True)
-class SlaState:
+@_as_dataclass
+class SlaState(msgspec.Struct, frozen=True, gc=False):
     """One metric's clock at ``now`` (seconds are whole working seconds)."""
 
     metric: str
@@ -101,8 +132,8 @@ class SlaState:
     stopped_at: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class IssueSla:
+@_as_dataclass
+class IssueSla(msgspec.Struct, frozen=True, gc=False):
     """An issue's level and the state of each metric its level defines."""
 
     key: str

@@ -2,21 +2,37 @@
 
 ``issue_from_json`` turns one decoded line into an ``Issue``; ``issue_to_json``
 does the reverse (``sla-sync export``); ``sla_to_json`` is the shape ``sla-sync
-evaluate`` writes.  Bad input raises ``ValueError`` with a message that says which
-key is wrong and how; callers add the file and line.
+evaluate`` writes (``SlaWriter`` writes it fast).  Bad input raises ``ValueError``
+with a message that says which key is wrong and how; callers add the file and line.
+
+``read_issues`` decodes a line by the first of two paths that takes it:
+
+- the typed path (``typed_issue``): one strict msgspec decode of the line into
+  ``_Line`` (every key known, every value of the one type the format gives it),
+  then the timestamps; it takes the ordinary line and answers ``None`` for
+  anything else: an unknown key, a number where a string goes, ``null`` for a
+  flag, a bad timestamp, a line that is not JSON;
+- the checked path (``checked_issue``): orjson, then ``issue_from_json``, which
+  accepts what the format allows (numbers as strings, ``null`` flags, unknown keys)
+  and explains what is wrong.
+
+Whatever the typed path accepts, the checked path decodes to the same ``Issue``
+(``tests/test_fast_path.py`` checks it on random and mutated lines), so which path
+a line took never shows, errors included.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import replace
 from datetime import UTC, datetime
+from types import TracebackType
 from typing import IO, Any
 
+import msgspec
 import orjson
 
-from .calendar import iso_utc
-from .model import Event, Issue, IssueSla
+from .calendar import DAY, iso_utc
+from .model import Event, Issue, IssueSla, State
 
 EVENT_KINDS = ("comment", "status", "label", "field")
 EARLIEST, LATEST = 0, 7_258_118_400  # 1970-01-01 and 2200-01-01, UTC
@@ -35,6 +51,38 @@ def parse_timestamp(value: Any, key: str) -> int:
     instant = int(moment.timestamp() // 1)
     if not EARLIEST <= instant < LATEST:
         raise ValueError(f"{key}: {value!r} is out of range: sla-sync handles instants from 1970 to 2199")
+    return instant
+
+
+# The dates ("YYYY-MM-DD") and the times of day ("THH:MM:SSZ") of the instants read so
+# far in the form ``iso_utc`` writes: such an instant is the sum of its date's midnight
+# and its time of day, two look-ups.  At most 84 000 dates and 86 400 times.
+_MIDNIGHTS: dict[str, int] = {}
+_TIMES_OF_DAY: dict[str, int] = {}
+
+
+def _instant(value: str) -> int | None:
+    """``parse_timestamp`` for the fast paths: ``None`` where it would raise."""
+    midnight = _MIDNIGHTS.get(value[:10])
+    if midnight is not None:
+        time_of_day = _TIMES_OF_DAY.get(value[10:])
+        if time_of_day is not None:  # both parts were read in this very form: the rest is exactly THH:MM:SSZ
+            return midnight + time_of_day
+    try:
+        moment = datetime.fromisoformat(value)
+        if moment.tzinfo is None:
+            return None
+        instant = int(moment.timestamp() // 1)
+    except (ValueError, OverflowError):
+        return None
+    if not EARLIEST <= instant < LATEST:
+        return None
+    if (len(value) == 20 and value[4] == value[7] == "-" and value[10] == "T" and value[13] == value[16] == ":"
+            and value[19] == "Z"):
+        time_of_day = int(value[11:13]) * 3600 + int(value[14:16]) * 60 + int(value[17:19])
+        if time_of_day == instant % DAY:  # not a 24:00:00 that a newer Python reads as the next midnight
+            _MIDNIGHTS[value[:10]] = instant - time_of_day
+            _TIMES_OF_DAY[value[10:]] = time_of_day
     return instant
 
 
@@ -76,7 +124,7 @@ def _event(raw: Any, i: int) -> Event:
         return event
     if flag is not True:
         raise ValueError(f"events[{i}].by_self: expected true or false, got {_kind(flag)}")
-    return replace(event, by_self=True)
+    return msgspec.structs.replace(event, by_self=True)
 
 
 def _plain_event(raw: Any, i: int) -> Event:
@@ -109,11 +157,8 @@ def _fast_event(raw: Any) -> Event | None:
     """The common, well-formed event without the checks' overhead; ``None`` sends
     anything unusual through the checked path (which explains what is wrong)."""
     try:
-        moment = datetime.fromisoformat(raw["at"])
-        if moment.tzinfo is None:
-            return None
-        at = int(moment.timestamp())
-        if not EARLIEST <= at < LATEST:
+        at = _instant(raw["at"])
+        if at is None:
             return None
         kind = raw["kind"]
         by = raw.get("by")
@@ -243,25 +288,201 @@ class LineError(ValueError):
         self.source, self.line, self.message = source, line, message
 
 
+# -- the typed path: one strict decode of the ordinary line --------------------------
+
+
+class _LineEvent(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """An event as the typed path takes it: the keys of every kind, each of one type."""
+
+    at: str
+    kind: str
+    public: bool = False
+    by_agent: bool = False
+    by: str | None = None
+    by_self: bool = False
+    from_: str | None = msgspec.field(default=None, name="from")
+    to: str | None = None
+    field: str | None = None
+    added: tuple[str, ...] | None = None
+    removed: tuple[str, ...] | None = None
+
+
+# A custom field's value as the typed path takes it; a nested object takes the checked path.
+_FieldValue = str | int | float | bool | None | list[str]
+# orjson reads a larger integer as a float: the typed path leaves those to it.
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
+
+
+class _Line(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """A line as the typed path takes it.  No key is skipped unread (an unknown key is
+    the checked path's), so msgspec validates every byte of the line as orjson does."""
+
+    key: str
+    created_at: str
+    status: str
+    title: str | None = None
+    priority: str | None = None
+    type: str | None = None
+    project: str | None = None
+    labels: tuple[str, ...] | None = None
+    assignee: str | None = None
+    milestone: str | None = None
+    due_date: str | None = None
+    updated_at: str | None = None
+    fields: dict[str, _FieldValue] | None = None
+    events: list[_LineEvent] | None = None
+    # Read by nothing, but written by the synthetic issues of examples/ and bench/
+    # (who opened the issue): a string here keeps those lines on the typed path.
+    author: str | None = None
+
+
+_LINE = msgspec.json.Decoder(_Line)
+
+
+def typed_issue(raw: bytes) -> Issue | None:
+    """The ``Issue`` of an ordinary line, or ``None``: the checked path then decodes
+    the line (or explains what is wrong with it) exactly as it would have."""
+    try:
+        line = _LINE.decode(raw)
+    except msgspec.DecodeError:  # not JSON, or not the ordinary shape (ValidationError)
+        return None
+    created = _instant(line.created_at)
+    if created is None or not line.key:
+        return None
+    updated = None
+    if line.updated_at is not None and (updated := _instant(line.updated_at)) is None:
+        return None
+    fields = line.fields
+    if fields is None:
+        fields = {}
+    elif fields and any(type(v) is int and not _INT_MIN <= v <= _INT_MAX for v in fields.values()):
+        return None
+    events = _typed_events(line.events) if line.events else ()
+    if events is None:
+        return None
+    return Issue(line.key, created, line.status, line.title or "", line.priority, line.type, line.project,
+                 line.labels or (), line.assignee, line.milestone, line.due_date, updated, fields, events)
+
+
+def _typed_events(raw: list[_LineEvent]) -> tuple[Event, ...] | None:
+    """The events as ``_event`` reads them (each kind its own keys), or ``None``."""
+    out = []
+    midnights, times_of_day = _MIDNIGHTS, _TIMES_OF_DAY
+    for e in raw:
+        text, at = e.at, None
+        midnight = midnights.get(text[:10])  # ``_instant``'s look-ups, inline: they run for every event
+        if midnight is not None:
+            time_of_day = times_of_day.get(text[10:])
+            if time_of_day is not None:
+                at = midnight + time_of_day
+        if at is None and (at := _instant(text)) is None:
+            return None
+        kind = e.kind
+        if kind == "comment":
+            out.append(Event(at, kind, e.public, e.by_agent, e.by, e.by_self))
+        elif kind == "status":
+            out.append(Event(at, kind, False, False, e.by, e.by_self, e.from_, e.to, "status"))
+        elif kind == "label":
+            out.append(Event(at, kind, False, False, e.by, e.by_self, None, None, None, e.added or (), e.removed or ()))
+        elif kind == "field":
+            out.append(Event(at, kind, False, False, e.by, e.by_self, e.from_, e.to, e.field))
+        else:
+            return None
+    return tuple(out)
+
+
+def checked_issue(raw: bytes, source: str, number: int) -> Issue | LineError:
+    """The checked path: any line the format allows, and a message for any other."""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return LineError(source, number, f"not valid JSON: {exc}")
+    try:
+        return issue_from_json(obj)
+    except ValueError as exc:
+        key = obj.get("key") if isinstance(obj, dict) else None
+        prefix = f"issue {key}: " if isinstance(key, (str, int)) and key != "" else ""
+        return LineError(source, number, prefix + str(exc))
+
+
 def read_issues(stream: IO[bytes], source: str) -> Iterator[tuple[int, Issue | LineError]]:
     """Decode a JSON Lines stream lazily: ``(line number, Issue or LineError)``.
 
     Blank lines are skipped.  The caller decides whether a bad line stops the run.
     """
     for number, raw in enumerate(stream, start=1):
-        if not raw.strip():
-            continue
-        try:
-            obj = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            yield number, LineError(source, number, f"not valid JSON: {exc}")
-            continue
-        try:
-            yield number, issue_from_json(obj)
-        except ValueError as exc:
-            key = obj.get("key") if isinstance(obj, dict) else None
-            prefix = f"issue {key}: " if isinstance(key, (str, int)) and key != "" else ""
-            yield number, LineError(source, number, prefix + str(exc))
+        issue = typed_issue(raw)
+        if issue is not None:
+            yield number, issue
+        elif raw.strip():
+            yield number, checked_issue(raw, source, number)
+
+
+# -- evaluate's output ------------------------------------------------------------------
+
+
+class _MetricOut(msgspec.Struct, gc=False):
+    """A metric as ``sla_to_json`` has it, in its key order (msgspec writes an enum's value)."""
+
+    state: State
+    at_risk: bool
+    target_s: int
+    elapsed_s: int
+    remaining_s: int
+    due_at: datetime | None
+    breached_at: datetime | None
+    stopped_at: datetime | None
+
+
+class _SlaOut(msgspec.Struct, gc=False):
+    key: str
+    level: str
+    metrics: dict[str, _MetricOut]
+
+
+_utc = datetime.fromtimestamp
+
+
+class SlaWriter:
+    """``sla-sync evaluate``'s lines, byte for byte ``dump_line(sla_to_json(sla))``
+    (msgspec writes strings and UTC instants as orjson does), encoded into a buffer
+    that is written in blocks; leaving the ``with`` block writes the rest."""
+
+    BLOCK = 1 << 16
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+        self._buffer = bytearray()
+        self._encode_into = msgspec.json.Encoder().encode_into
+
+    def write(self, sla: IssueSla) -> None:
+        """Add one issue's line."""
+        metrics = {}
+        for name, m in sla.metrics.items():
+            due = None if m.due_at is None else _utc(m.due_at, UTC)
+            breached = due  # a breach's due instant is its breach instant
+            if m.breached_at != m.due_at:
+                breached = None if m.breached_at is None else _utc(m.breached_at, UTC)
+            stopped = None if m.stopped_at is None else _utc(m.stopped_at, UTC)
+            metrics[name] = _MetricOut(m.state, m.at_risk, m.target_s, m.elapsed_s, m.remaining_s, due, breached,
+                                       stopped)
+        buffer = self._buffer
+        self._encode_into(_SlaOut(sla.key, sla.level, metrics), buffer, -1)
+        buffer.append(10)  # b"\n"
+        if len(buffer) >= self.BLOCK:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what the buffer holds."""
+        if self._buffer:
+            self._stream.write(self._buffer)
+            self._buffer.clear()
+
+    def __enter__(self) -> SlaWriter:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.flush()  # also on an error: the lines before a bad one are written, as line by line they were
 
 
 def dump_line(obj: Any) -> bytes:

@@ -21,22 +21,35 @@ Only events at or before ``now`` count, so evaluating at an earlier ``now`` repl
 the past.  The status in force before the first status event is that event's
 ``from`` (or the issue's status when it has no status event); after each status
 event it is the event's ``to``.
+
+How: one walk over the history gives the status segments and the stop instants
+(``build_timeline``); the calendar's running totals at the segments' boundaries and
+at the stops (``Calendar.running_totals``, one call per issue) give every metric's
+working time as differences, in one walk over the segments per metric, which keeps
+the spans it ran in for the breach or due instant (``Calendar.instant_at``).
+``Clocks`` evaluates a stream of issues under one policy with the classification of
+each combination of values worked out once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from operator import attrgetter, itemgetter
+
+import msgspec
 
 from .calendar import Calendar, NoWorkingTimeError
 from .model import Event, Issue, IssueSla, SlaState, State
-from .policy import Policy
+from .policy import Level, Policy, Rule, issue_values
 
 Segment = tuple[int, int, str]  # [start, end) with the status in force
+Span = tuple[int, int, int]  # where a clock runs: its start, the running total there, the working seconds in it
+
+_AT = attrgetter("at")
+_START = itemgetter(0)
 
 
-@dataclass(frozen=True, slots=True)
-class Timeline:
+class Timeline(msgspec.Struct, frozen=True, gc=False):
     """An issue's history reduced to what the clocks need, up to ``now``."""
 
     segments: tuple[Segment, ...]
@@ -47,68 +60,85 @@ class Timeline:
     resolved_since: int | None  # start of the resolved stretch in force now
 
 
-def status_segments(issue: Issue, events: Sequence[Event], now: int) -> tuple[Segment, ...]:
-    """The statuses from ``created_at`` to ``now`` as contiguous segments.
-
-    ``events`` is the whole history in time order; those after ``now`` only tell
-    the status in force before the first status event."""
-    every = [e for e in events if e.kind == "status"]
-    status = (every[0].from_ or issue.status) if every else issue.status
-    status_events = [e for e in every if e.at <= now]
-    out: list[Segment] = []
-    start = issue.created_at
-    for e in status_events:
-        at = min(max(e.at, issue.created_at), now)
-        if at > start:
-            out.append((start, at, status))
-            start = at
-        status = e.to or status
-    if now > start or not out or out[-1][2] != status:  # a change at ``now`` itself counts
-        out.append((start, max(now, start), status))
-    return tuple(out)
-
-
 def build_timeline(issue: Issue, policy: Policy, now: int) -> Timeline:
-    """Reduce the events at or before ``now`` to segments and stop instants."""
-    history = sorted(issue.events, key=lambda e: e.at)
-    segments = status_segments(issue, history, now)
-    events = [e for e in history if e.at <= now]
-    resolved, wa_status = policy.resolved, policy.workaround_statuses
-    first_resolution = next((a for a, _, s in segments if s in resolved), None)
-    first_wa_status = next((a for a, _, s in segments if s in wa_status), None)
-    first_response = next(
-        (max(e.at, issue.created_at) for e in events if e.kind == "comment" and e.public and e.by_agent),
-        None,
-    )
-    first_wa_label = next(
-        (
-            max(e.at, issue.created_at)
-            for e in events
-            if e.kind == "label" and not policy.workaround_labels.isdisjoint(e.added)
-        ),
-        None,
-    )
+    """Reduce the events at or before ``now`` to contiguous status segments from
+    ``created_at`` to ``now`` and the stop instants, in one walk over the history
+    (two when it is not in time order: histories mostly are)."""
+    timeline = _walk(issue, issue.events, policy, now)
+    if timeline is None:
+        timeline = _walk(issue, sorted(issue.events, key=_AT), policy, now)
+        assert timeline is not None, "a sorted history is in time order"
+    return timeline
+
+
+def _walk(issue: Issue, events: Sequence[Event], policy: Policy, now: int) -> Timeline | None:
+    """``build_timeline`` over ``events`` as they come; ``None`` if they are not in
+    time order (ties keep their order, as a stable sort keeps them)."""
+    created = issue.created_at
+    labels = policy.workaround_labels
+    status, start = issue.status, created
+    segments: list[Segment] = []
+    first_response = first_label = None
+    seen_status = False  # the status in force before the first status event is its ``from``
+    previous = events[0].at if events else 0
+    for e in events:
+        at = e.at
+        if at < previous:
+            return None
+        previous = at
+        kind = e.kind
+        if at > now:  # only tells the status before the first status event
+            if kind == "status" and not seen_status:
+                seen_status = True
+                status = e.from_ or status
+            continue
+        if kind == "status":
+            if not seen_status:
+                seen_status = True
+                status = e.from_ or status
+            if at > start:  # an event before ``created_at`` only tells the status at creation
+                segments.append((start, at, status))
+                start = at
+            status = e.to or status
+        elif kind == "comment":
+            if first_response is None and e.public and e.by_agent:
+                first_response = at if at > created else created
+        elif kind == "label" and first_label is None and labels and not labels.isdisjoint(e.added):
+            first_label = at if at > created else created
+    if now > start or not segments or segments[-1][2] != status:  # a change at ``now`` itself counts
+        segments.append((start, now if now > start else start, status))
+    resolved, wa_statuses = policy.resolved, policy.workaround_statuses
+    first_resolution = first_wa_status = None
+    for a, _, s in segments:
+        if s in resolved:
+            first_resolution = a
+            break
+    if wa_statuses:
+        for a, _, s in segments:
+            if s in wa_statuses:
+                first_wa_status = a
+                break
     status_now = segments[-1][2]
     resolved_since = None
     if status_now in resolved:
-        resolved_since = segments[-1][0]
         for a, _, s in reversed(segments):
             if s not in resolved:
                 break
             resolved_since = a
     return Timeline(
-        segments=segments,
-        status_now=status_now,
-        first_resolution=first_resolution,
-        first_response=_earliest(first_response, first_resolution),
-        first_workaround=_earliest(first_wa_status, first_wa_label, first_resolution),
-        resolved_since=resolved_since,
+        tuple(segments),
+        status_now,
+        first_resolution,
+        _earliest(first_response, first_resolution),
+        _earliest(_earliest(first_wa_status, first_label), first_resolution),
+        resolved_since,
     )
 
 
-def _earliest(*instants: int | None) -> int | None:
-    present = [i for i in instants if i is not None]
-    return min(present) if present else None
+def _earliest(a: int | None, b: int | None) -> int | None:
+    if a is None:
+        return b
+    return a if b is None or a <= b else b
 
 
 def running_spans(metric: str, timeline: Timeline, policy: Policy) -> Iterator[tuple[int, int]]:
@@ -132,60 +162,92 @@ def stop_of(metric: str, timeline: Timeline) -> int | None:
     return None
 
 
-def _due(calendar: Calendar, spans: Sequence[tuple[int, int]], target: int, elapsed: int, now: int) -> int | None:
-    """When a running clock reaches its target: already reached (exactly) is the
-    instant it was; ``None`` when the calendar has no working time to reach it
-    within ten years."""
-    if elapsed >= target:
-        return _reach(calendar, spans, target)
-    try:
-        return calendar.add_working_seconds(now, target - elapsed)
-    except NoWorkingTimeError:
-        return None
+def _totals(timeline: Timeline, calendar: Calendar) -> list[int]:
+    """The calendar's running totals at each segment boundary, then at the first
+    response and at the workaround (those there are): every metric's working time
+    is a difference of two of them."""
+    segments = timeline.segments
+    points = list(map(_START, segments))
+    points.append(segments[-1][1])
+    if timeline.first_response is not None:
+        points.append(timeline.first_response)
+    if timeline.first_workaround is not None:
+        points.append(timeline.first_workaround)
+    return calendar.running_totals(points)
 
 
-def _reach(calendar: Calendar, spans: Sequence[tuple[int, int]], target: int) -> int | None:
-    """The instant at which the working time over ``spans`` reaches ``target``."""
+def _reach(calendar: Calendar, spans: Sequence[Span], target: int) -> int | None:
+    """The instant at which the working time over ``spans`` reaches ``target``
+    (``add_working_seconds`` from the span's start, on the totals already read)."""
     done = 0
-    for a, b in spans:
-        worked = calendar.working_seconds(a, b)
+    for a, total, worked in spans:
         if done + worked >= target:
-            return calendar.add_working_seconds(a, target - done, until=b)
+            return a if target <= done else calendar.instant_at(total + target - done)
         done += worked
     return None
+
+
+def _state(metric: str, target: int, timeline: Timeline, policy: Policy, calendar: Calendar, now: int,
+           totals: Sequence[int], not_resolving: frozenset[str]) -> SlaState:
+    """``metric_state`` with the running totals of ``_totals`` and the statuses in
+    which resolution does not run (``policy.pause | policy.resolved``): one walk over
+    the segments, the spans in which the clock runs kept with their working time for
+    the breach or due instant."""
+    segments = timeline.segments
+    stop, stop_total, skip = None, 0, policy.pause  # as ``stop_of`` and ``running_spans`` have them
+    if metric == "first_response":
+        stop = timeline.first_response
+        stop_total = 0 if stop is None else totals[len(segments) + 1]
+    elif metric == "workaround":
+        stop = timeline.first_workaround
+        stop_total = 0 if stop is None else totals[-1]
+    elif metric == "resolution":
+        skip = not_resolving
+    spans: list[Span] = []
+    elapsed = 0
+    for i, (a, b, status) in enumerate(segments):
+        end_total = totals[i + 1]
+        if stop is not None:
+            if a >= stop:
+                break
+            if b > stop:
+                b, end_total = stop, stop_total
+        if b > a and status not in skip:
+            worked = end_total - totals[i]
+            elapsed += worked
+            spans.append((a, totals[i], worked))
+    stopped_at = timeline.resolved_since if metric == "resolution" else stop
+    breached_at = due_at = None
+    at_risk = False
+    if elapsed > target:
+        state = _BREACHED
+        breached_at = due_at = _reach(calendar, spans, target)
+    elif stopped_at is not None:
+        state = _MET
+    elif timeline.status_now in policy.pause:
+        state = _PAUSED
+    else:
+        state = _RUNNING
+        at_risk = elapsed * 100 >= policy.warn_share * target
+        if elapsed >= target:  # reached exactly: the instant it was
+            due_at = _reach(calendar, spans, target)
+        else:  # None when the calendar has no working time to reach it within ten years
+            try:
+                due_at = calendar.add_working_seconds(now, target - elapsed)
+            except NoWorkingTimeError:
+                due_at = None
+    return SlaState(metric, state, at_risk, target, elapsed, target - elapsed, due_at, breached_at, stopped_at)
+
+
+_BREACHED, _MET, _PAUSED, _RUNNING = State.BREACHED, State.MET, State.PAUSED, State.RUNNING
 
 
 def metric_state(
     metric: str, target: int, timeline: Timeline, policy: Policy, calendar: Calendar, now: int
 ) -> SlaState:
     """One metric's clock at ``now``."""
-    spans = list(running_spans(metric, timeline, policy))
-    elapsed = sum(calendar.working_seconds(a, b) for a, b in spans)
-    stopped_at = timeline.resolved_since if metric == "resolution" else stop_of(metric, timeline)
-    breached_at = due_at = None
-    at_risk = False
-    if elapsed > target:
-        state = State.BREACHED
-        breached_at = due_at = _reach(calendar, spans, target)
-    elif stopped_at is not None:
-        state = State.MET
-    elif timeline.status_now in policy.pause:
-        state = State.PAUSED
-    else:
-        state = State.RUNNING
-        at_risk = elapsed * 100 >= policy.warn_share * target
-        due_at = _due(calendar, spans, target, elapsed, now)
-    return SlaState(
-        metric=metric,
-        state=state,
-        at_risk=at_risk,
-        target_s=target,
-        elapsed_s=elapsed,
-        remaining_s=target - elapsed,
-        due_at=due_at,
-        breached_at=breached_at,
-        stopped_at=stopped_at,
-    )
+    return _state(metric, target, timeline, policy, calendar, now, _totals(timeline, calendar),
+                  policy.pause | policy.resolved)
 
 
 def evaluate(issue: Issue, policy: Policy, now: int) -> IssueSla:
@@ -194,10 +256,54 @@ def evaluate(issue: Issue, policy: Policy, now: int) -> IssueSla:
     was created (``revisions:``), or the levels as written."""
     rule = policy.classify(issue)
     level = policy.level_at(rule.level, issue.created_at)  # the revision in force at creation
+    return _evaluate(issue, policy, now, rule, level, policy.pause | policy.resolved)
+
+
+def _evaluate(issue: Issue, policy: Policy, now: int, rule: Rule, level: Level,
+              not_resolving: frozenset[str]) -> IssueSla:
+    calendar = level.calendar
     timeline = build_timeline(issue, policy, now)
-    metrics = {
-        metric: metric_state(metric, target, timeline, policy, level.calendar, now)
-        for metric, target in level.targets.items()
-    }
-    return IssueSla(key=issue.key, level=level.name, metrics=metrics, rule=rule.number,
-                    timezone=level.calendar.tz.key)
+    totals = _totals(timeline, calendar)  # shared by the metrics, which share the calendar
+    metrics = {}
+    for metric, target in level.targets.items():
+        metrics[metric] = _state(metric, target, timeline, policy, calendar, now, totals, not_resolving)
+    return IssueSla(issue.key, level.name, metrics, rule.number, calendar.tz.key)
+
+
+class Clocks:
+    """``evaluate`` for a stream of issues under one policy at one ``now``, the same
+    answers for less work: what depends on the policy alone is worked out once, and
+    each combination of the values the classification rules read is classified once
+    (a rule is a function of those values: ``Rule.conditions``, ``issue_values``)."""
+
+    MEMO = 4096  # combinations remembered; the rest are classified each time
+
+    def __init__(self, policy: Policy, now: int) -> None:
+        self.policy, self.now = policy, now
+        self._key = _classification_key(tuple(dict.fromkeys(k for rule in policy.rules for k, _ in rule.conditions)))
+        self._not_resolving = policy.pause | policy.resolved
+        self._rules: dict[object, Rule] = {}
+
+    def __call__(self, issue: Issue) -> IssueSla:
+        """The issue's SLA at ``now``, as ``evaluate(issue, policy, now)``."""
+        policy = self.policy
+        values = self._key(issue)
+        rule = self._rules.get(values)
+        if rule is None:
+            rule = policy.classify(issue)
+            if len(self._rules) < self.MEMO:
+                self._rules[values] = rule
+        level = policy.level_at(rule.level, issue.created_at)  # the revision in force at creation
+        return _evaluate(issue, policy, self.now, rule, level, self._not_resolving)
+
+
+def _classification_key(keys: tuple[str, ...]) -> Callable[[Issue], object]:
+    """What the classification of an issue depends on: the values of ``keys``.
+    ``issue_values`` reads the attribute itself for every key but ``fields.*``; the
+    attributes (strings, None, the labels' strings, as the model types them) are
+    then as good a key, and a cheaper one."""
+    if not keys:
+        return lambda issue: ()
+    if any(key.startswith("fields.") for key in keys):
+        return lambda issue: tuple([issue_values(issue, key) for key in keys])
+    return attrgetter(*keys)

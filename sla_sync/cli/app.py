@@ -16,25 +16,14 @@ from pathlib import Path
 from typing import IO, Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from typer._completion_shared import get_completion_script, install
 
 from ..calendar import iso_utc
 from ..errors import TrackerError, UserError
 from ..neutral import parse_timestamp
-from ..observe import configure_logging
 from ..policy import Policy, load_policy
 from ..redact import REDACTOR
 from ..report import Period
-from ..runner import open_redacted
 from ..tracker import Tracker
 from ..values import NoTimezoneError, parse_instant
 
@@ -191,6 +180,8 @@ def out(text: str) -> None:
 
 def tracker_for(policy: Policy) -> Tracker:
     """The policy's tracker, from the environment, its secret known to the redactor."""
+    from ..runner import open_redacted  # the pass's modules (the state store, the sync): not for offline commands
+
     return open_redacted(policy, os.environ)
 
 
@@ -244,6 +235,8 @@ def setup_logs(fmt: str) -> None:
     """``--log-format``: plain or JSON log lines on stderr."""
     if fmt not in ("plain", "json"):
         raise UserError(f"--log-format {fmt!r}: use plain or json")
+    from ..observe import configure_logging  # with Prometheus and the sync: only the commands that log passes
+
     configure_logging(fmt)
 
 
@@ -306,6 +299,9 @@ def progress_reporter(label: str) -> Iterator[Callable[[int, int], None]]:
     if not sys.stderr.isatty():
         yield lambda done, total: None
         return
+    from rich.console import Console  # rich only on a terminal: it is slow to import
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=Console(stderr=True), transient=True,
@@ -324,6 +320,9 @@ def counter(label: str) -> Iterator[Callable[[int], None]]:
     if not sys.stderr.isatty():
         yield lambda count: None
         return
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}: {task.completed} issues"), TimeElapsedColumn(),
         console=Console(stderr=True), transient=True,

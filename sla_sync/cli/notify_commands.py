@@ -8,12 +8,9 @@ from typing import Annotated
 
 import typer
 
-from ..digest import digest_message
 from ..errors import UserError
 from ..notify import AppriseSender, SendError, channel_url
 from ..policy import Policy
-from ..runner import one_pass
-from ..state import Store, default_location
 from .app import LogFormatOpt, NowOpt, StateOpt, app, err, out, parse_now, read_policy, setup_logs
 
 
@@ -47,6 +44,10 @@ def digest(
     --send it is also sent; an on-demand digest does not move the schedule.
     Exits 2 if the channel's URL is not set, 1 if sending failed.
     """
+    from ..digest import digest_message  # the state store and the pass: imported by the command that needs them
+    from ..runner import one_pass
+    from ..state import Store, default_location
+
     setup_logs(log_format)
     policy = read_policy(policy_path)
     name = known_channel(policy, channel)

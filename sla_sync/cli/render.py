@@ -9,19 +9,23 @@ import csv
 import io
 import json
 import sys
-
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
+from typing import TYPE_CHECKING
 
 from ..calendar import iso_utc
 from ..compare import Comparison
 from ..html_report import render_html
 from ..plan import describe_change
 from ..report import TOTAL, Report, report_to_json, report_to_rows
-from ..sync import PassResult
 from ..values import format_duration
 from .app import open_output, out
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ..sync import PassResult
+
+# rich is imported by the functions that draw tables: it is slow to import, and the
+# commands that print no table (`evaluate`, `export`, JSON output) never need it.
 
 __all__ = ["compare_tables", "print_plan", "text_console", "write_report"]
 
@@ -58,6 +62,10 @@ def print_plan(result: PassResult, fmt: str) -> None:
         }
         out(json.dumps(doc, indent=2))
         return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
     console = Console()
     table = Table(title=f"{result.policy}: {len(result.changed)} of {result.fetched} issues need changes",
                   title_justify="left")
@@ -91,6 +99,8 @@ def _why_marked(mode: str | None) -> str:
 
 def text_console(output: str) -> tuple[Console, io.StringIO | None]:
     """A console for a table: the terminal itself, or a buffer for a file."""
+    from rich.console import Console
+
     if output == "-":  # a pipe gets wide lines rather than wrapped cells
         return (Console() if sys.stdout.isatty() else Console(width=200)), None
     buffer = io.StringIO()
@@ -98,6 +108,9 @@ def text_console(output: str) -> tuple[Console, io.StringIO | None]:
 
 
 def _report_tables(report: Report, console: Console) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
     since = iso_utc(report.period.since) or "the beginning"
     until = iso_utc(report.period.until) or "any time"
     console.print(f"[bold]{escape(report.policy)}[/bold]: issues created from {since} to {until} (excluded), "
@@ -149,6 +162,9 @@ def _share_text(value: float | None) -> str:
 
 
 def compare_tables(c: Comparison, console: Console, limit: int) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
     console.print(f"{c.issues} issues, clocks as of {iso_utc(c.now)}: [bold]{escape(c.old_policy)}[/bold] (old) "
                   f"vs [bold]{escape(c.new_policy)}[/bold] (new)")
     table = Table(title="compliance and breaches per level and metric", title_justify="left")

@@ -10,21 +10,17 @@ from collections.abc import Callable
 from pathlib import Path
 from threading import Event
 from time import time as wall_clock
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ..errors import LockedError, TrackerError, UserError
-from ..neutral import LineError, dump_line, read_issues, sla_to_json
+from ..neutral import LineError, SlaWriter, read_issues
 from ..notify import check_channels
-from ..observe import LOGGER, Metrics
 from ..policy import Policy
 from ..positions import PolicyError, read_yaml
-from ..runner import one_pass, wake_after
 from ..schema import json_schema
-from ..state import Store, default_location
-from ..sync import PassResult
-from ..timers import evaluate as evaluate_issue
+from ..timers import Clocks
 from ..values import parse_duration
 from .app import (
     InputError,
@@ -43,6 +39,14 @@ from .app import (
     tracker_for,
 )
 from .render import print_plan
+
+if TYPE_CHECKING:
+    from ..observe import Metrics
+    from ..state import Store
+    from ..sync import PassResult
+
+# The passes' modules (the state store and SQLAlchemy, the sync, Prometheus) are
+# imported inside the commands that run passes: `evaluate` and `check` never load them.
 
 
 @app.command()
@@ -133,6 +137,8 @@ FullOpt = Annotated[bool, typer.Option(
 def _pass(policy: Policy, store: Store, now: int, *, apply: bool, metrics: Metrics | None = None,
           full: bool = False, should_stop: Callable[[], bool] = lambda: False) -> PassResult:
     """One pass with the environment's secrets and, on a terminal, a progress bar."""
+    from ..runner import one_pass
+
     with progress_reporter(f"{policy.name}: applying") as progress:
         return one_pass(policy, store, now, apply=apply, env=os.environ, metrics=metrics, full=full,
                         should_stop=should_stop, progress=progress)
@@ -157,9 +163,9 @@ def evaluate(
     memory stays flat whatever the input size.
     """
     policy = read_policy(policy_path)
-    at = parse_now(now)
+    clocks = Clocks(policy, parse_now(now))
     skipped = 0
-    with open_input(input_name) as (stream, source), open_output(output) as out:
+    with open_input(input_name) as (stream, source), open_output(output) as out, SlaWriter(out) as lines:
         for _, item in read_issues(stream, source):
             if isinstance(item, LineError):
                 if not skip_invalid:
@@ -167,7 +173,7 @@ def evaluate(
                 err(str(item))
                 skipped += 1
                 continue
-            out.write(dump_line(sla_to_json(evaluate_issue(item, policy, at))))
+            lines.write(clocks(item))
     if skipped:
         err(f"skipped {skipped} invalid line{'s' if skipped != 1 else ''}")
         raise typer.Exit(1)
@@ -187,6 +193,8 @@ def plan(
         raise UserError(f"--format {fmt!r}: use table or json")
     setup_logs(log_format)
     policy = read_policy(policy_path)
+    from ..state import Store, default_location
+
     store = Store(state or default_location())
     result = _pass(policy, store, parse_now(now), apply=False, full=full)
     print_plan(result, fmt)
@@ -215,6 +223,9 @@ def run(
     """
     setup_logs(log_format)
     policies = read_policies(policy_paths)
+    from ..observe import Metrics
+    from ..state import Store, default_location
+
     store = Store(state or default_location())
     metrics = Metrics()
     worst = 0
@@ -260,6 +271,10 @@ def watch(
         raise UserError(f"--every: {exc}") from None
     setup_logs(log_format)
     policies = read_policies(policy_paths)
+    from ..observe import LOGGER, Metrics
+    from ..runner import wake_after
+    from ..state import Store, default_location
+
     store = Store(state or default_location())
     metrics = Metrics()
     if metrics_port is not None:
