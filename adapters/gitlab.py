@@ -118,7 +118,7 @@ import tenacity
 from gitlab import exceptions as gex
 
 from sla_sync.calendar import iso_utc
-from sla_sync.errors import AuthError, TrackerError, UserError
+from sla_sync.errors import AuthError, GoneError, TrackerError, UserError
 from sla_sync.model import Change, ChangeKind, Event, Issue, Observed
 from sla_sync.schema import GitLabSpec, TrackerSpec
 from sla_sync.tracker import AdapterOptions, Cached, Fetched, Tracked
@@ -493,7 +493,8 @@ class GitLabTracker:
                 raise odd_answer(where, what, exc, self.answers, ODD_HINT, self.gl.private_token) from None
             raise TrackerError(f"{where}: {what}: the answer was not JSON; is tracker.url a GitLab?") from None
         except gex.GitlabError as exc:
-            raise TrackerError(f"{where}: {what}: {self._explain(exc)}") from None
+            gone = key is not None and exc.response_code == 404
+            raise (GoneError if gone else TrackerError)(f"{where}: {what}: {self._explain(exc)}") from None
         except requests.RequestException as exc:
             raise TrackerError(f"{where}: {what}: {exc.__class__.__name__}; check tracker.url") from None
         except ODD_ANSWER as exc:
@@ -565,17 +566,17 @@ class GitLabTracker:
         )
 
     def refresh(self, keys: Iterable[str]) -> list[Tracked]:
+        """The issues anew: their rows in one list query per 100 (``iids[]``), and
+        each one's history (notes, label and state events), which no list carries
+        and which must be read whole, a person's change between sla-sync's read and
+        its write included."""
+        numbers = [int(k) for k in keys if k.isdigit()]
         out = []
-        for key in keys:
-            row = self._row(key)
-            out.append(self.mapper.tracked(row, self._events(row)))
+        for i in range(0, len(numbers), 100):
+            part = numbers[i:i + 100]
+            rows = self._call("re-reading the written issues", partial(self._list, state="all", iids=part))
+            out += [self.mapper.tracked(row, self._events(row)) for row in rows]
         return out
-
-    def _row(self, key: str) -> dict[str, Any]:
-        def get() -> dict[str, Any]:
-            return self.project.issues.get(int(key)).asdict()
-
-        return self._call("reading the issue", get, key)
 
     def _events(self, row: Mapping[str, Any]) -> tuple[Event, ...]:
         key = str(row["iid"])

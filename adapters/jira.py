@@ -85,7 +85,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import requests
 from jira import JIRA, JIRAError
 
-from sla_sync.errors import AuthError, TrackerError, UserError
+from sla_sync.errors import AuthError, GoneError, TrackerError, UserError
 from sla_sync.model import Change, ChangeKind, Event, Issue, Observed
 from sla_sync.schema import JiraSpec, TrackerSpec
 from sla_sync.tracker import AdapterOptions, Cached, Fetched, Tracked
@@ -433,7 +433,8 @@ class JiraTracker:
                 400: f"{where}: {what}: Jira refused it (400){detail}; run `sla-sync check --online POLICY` "
                      "for what to fix",
             }.get(code, f"{where}: {what}: HTTP {code}{detail}; try again later")
-        return TrackerError(message.replace(self._secret, "***") if len(self._secret) >= 4 else message)
+        kind = GoneError if key is not None and code == 404 else TrackerError
+        return kind(message.replace(self._secret, "***") if len(self._secret) >= 4 else message)
 
     def _credentials(self) -> str:
         key = f"${self.spec.api_key_env}" if self.spec.api_key_env else f"the file {self.spec.api_key_file}"

@@ -60,7 +60,7 @@ from redminelib import exceptions as rex
 from redminelib.engines.sync import SyncEngine
 
 from sla_sync.calendar import iso_utc
-from sla_sync.errors import AuthError, PartialWriteError, TrackerError, UserError
+from sla_sync.errors import AuthError, GoneError, PartialWriteError, TrackerError, UserError
 from sla_sync.model import Change, ChangeKind, Event, Issue, Observed
 from sla_sync.schema import RedmineSpec, TrackerSpec
 from sla_sync.tracker import AdapterOptions, Cached, Fetched, Tracked
@@ -434,7 +434,8 @@ class RedmineTracker:
                 f"{where}: {what}: forbidden (403); give the API key's user the needed role or admin rights"
             ) from None
         except rex.ResourceNotFoundError:
-            raise TrackerError(f"{where}: {what}: not found (404); check tracker.url and tracker.project") from None
+            raise (GoneError if key else TrackerError)(
+                f"{where}: {what}: not found (404); check tracker.url and tracker.project") from None
         except rex.ValidationError as exc:
             raise TrackerError(f"{where}: {what}: Redmine refused it (422): {exc}") from None
         except rex.JSONDecodeError:

@@ -38,11 +38,10 @@ from zoneinfo import ZoneInfo
 
 from .calendar import Calendar
 from .model import IssueSla, SlaState, State
-from .notify import Message, Sender, SendError
+from .notify import Message, Sender, SendError, time_left
 from .policy import Digest, Policy
 from .redact import REDACTOR
 from .state import Store
-from .values import format_duration
 
 UTC_ZONE = ZoneInfo("UTC")
 NEVER = 2**62  # sorts a metric without a due instant last
@@ -143,11 +142,9 @@ def _local(instant: int, tz: ZoneInfo) -> str:
 
 def _metric_part(metric: SlaState, tz: ZoneInfo) -> str:
     """``resolution 2h over (target 8h)``, ``first_response 10m left of 1h, due 2026-11-03 12:10 UTC``."""
-    target = format_duration(metric.target_s)
-    if metric.state is State.BREACHED:
-        return f"{metric.metric} {format_duration(-metric.remaining_s)} over (target {target})"
-    due = f", due {_local(metric.due_at, tz)}" if metric.due_at is not None else ""
-    return f"{metric.metric} {format_duration(metric.remaining_s)} left of {target}{due}"
+    shown = metric.due_at is not None and metric.state is not State.BREACHED
+    due = f", due {_local(metric.due_at, tz)}" if shown and metric.due_at is not None else ""
+    return f"{metric.metric} {time_left(metric)}{due}"
 
 
 def _entry(policy: Policy, item: Listed, metrics: list[SlaState], tz: ZoneInfo) -> list[str]:

@@ -10,6 +10,8 @@
     tracker, the issue where there is one, and what to do.
 ``PartialWriteError(TrackerError)``
     part of one issue's changes was refused, the rest written (``steps_landed``).
+``GoneError(TrackerError)``
+    the tracker answered "not found" about an issue (deleted, moved, out of view).
 ``AuthError(TrackerError, UserError)``
     the tracker rejected the credentials ("authentication failed for <url>").
 ``LockedError(UserError)``
@@ -38,6 +40,11 @@ class PartialWriteError(TrackerError):
     def __init__(self, message: str, *, steps_landed: bool) -> None:
         super().__init__(message)
         self.steps_landed = steps_landed
+
+
+class GoneError(TrackerError):
+    """The tracker answered "not found" (404) about one issue: deleted, moved to
+    another project, or no longer visible to the API user."""
 
 
 class AuthError(TrackerError, UserError):

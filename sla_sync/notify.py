@@ -56,17 +56,25 @@ class Sender(Protocol):
 # -- the texts (pure) ---------------------------------------------------------------
 
 
+def time_left(metric: SlaState) -> str:
+    """``1h30m over (target 8h)`` once breached, else ``20m left of 30m`` (messages
+    and digests alike)."""
+    target = format_duration(metric.target_s)
+    if metric.state is State.BREACHED:
+        return f"{format_duration(-metric.remaining_s)} over (target {target})"
+    return f"{format_duration(metric.remaining_s)} left of {target}"
+
+
 def metric_text(metric: SlaState) -> str:
     """``resolution breached, 1h30m over (target 8h)``, ``first_response running,
     20m left of 30m, at risk``, ``workaround paused, 3h left of 8h``, ``... met``."""
-    target = format_duration(metric.target_s)
     if metric.state is State.BREACHED:
-        return f"{metric.metric} breached, {format_duration(-metric.remaining_s)} over (target {target})"
+        return f"{metric.metric} breached, {time_left(metric)}"
     if metric.state is State.MET:
-        return f"{metric.metric} met ({format_duration(metric.elapsed_s)} of {target})"
+        return f"{metric.metric} met ({format_duration(metric.elapsed_s)} of {format_duration(metric.target_s)})"
     risk = ", at risk" if metric.at_risk else ""
     due = f", due {iso_utc(metric.due_at)}" if metric.due_at is not None and metric.state is State.RUNNING else ""
-    return f"{metric.metric} {metric.state}, {format_duration(metric.remaining_s)} left of {target}{risk}{due}"
+    return f"{metric.metric} {metric.state}, {time_left(metric)}{risk}{due}"
 
 
 def step_message(policy: Policy, key: str, title: str, sla: IssueSla | None, step: Step, channel: str) -> Message:

@@ -128,14 +128,14 @@ class Metrics:
         states: dict[tuple[str, str, str], int] = {}
         risky: dict[tuple[str, str], int] = {}
         # every open issue of the mirror after the pass (a delta pass evaluates only some)
-        tallies = result.tallies if result.tallies is not None else [states_of(o.sla) for o in result.outcomes]
-        for tally in tallies:
+        tallies = result.tallies if result.tallies is not None else _count(states_of(o.sla) for o in result.outcomes)
+        for tally, count in tallies.items():
             level, metrics = orjson.loads(tally)
             for name, state, at_risk in metrics:
                 key = (level, name, state)
-                states[key] = states.get(key, 0) + 1
+                states[key] = states.get(key, 0) + count
                 if at_risk:
-                    risky[(level, name)] = risky.get((level, name), 0) + 1
+                    risky[(level, name)] = risky.get((level, name), 0) + count
         for (level, metric, state), n in states.items():
             self.issues.labels(policy, level, metric, state).set(n)
         for (level, metric), n in risky.items():
@@ -161,3 +161,10 @@ class Metrics:
     def serve(self, port: int, addr: str) -> None:
         """Serve ``/metrics`` on ``addr:port`` from a background thread."""
         start_http_server(port, addr=addr, registry=self.registry)
+
+
+def _count(values: Iterable[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for value in values:
+        out[value] = out.get(value, 0) + 1
+    return out

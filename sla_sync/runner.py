@@ -92,6 +92,8 @@ def summary(result: PassResult) -> str:
     )
     if c["forged_markers"]:
         line += f", {c['forged_markers']} forged or manual markers ignored"
+    if c["dropped"]:
+        line += f", {c['dropped']} dropped (not found on the tracker when written: deleted or moved)"
     if c["messages_sent"] or c["messages_waiting"]:
         held = " (outside working time)" if result.quiet else ""
         line += f", {c['messages_sent']} messages sent, {c['messages_waiting']} waiting{held}"

@@ -56,6 +56,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    func,
     insert,
     inspect,
     select,
@@ -406,27 +407,32 @@ class Store:
             return [Mirrored(self._row(policy, row), observed_from_json(row.observed))
                     for row in conn.execute(query) if row.key not in skip]
 
+    def next_due(self, policy: str, after: int) -> tuple[str, int] | None:
+        """The mirrored open issue whose plan time alone changes first after ``after``,
+        and when (the index on ``next_at`` answers it)."""
+        query = (select(mirror.c.key, mirror.c.next_at)
+                 .where(mirror.c.policy == policy, mirror.c.next_at.is_not(None), mirror.c.next_at > after)
+                 .order_by(mirror.c.next_at, mirror.c.key).limit(1))
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else (row.key, int(row.next_at))
+
     def mirror_keys(self, policy: str) -> set[str]:
         with self.engine.connect() as conn:
             return {r.key for r in conn.execute(select(mirror.c.key).where(mirror.c.policy == policy))}
 
-    def tallies(self, policy: str) -> list[str]:
-        """Every mirrored open issue's states (``Store.mirror``'s ``states``)."""
+    def tallies(self, policy: str) -> dict[str, int]:
+        """How many mirrored open issues have each ``states`` (``Store.mirror``'s): a
+        few distinct values, counted by the database, whatever the number of issues."""
         with self.engine.connect() as conn:
-            return [r.states for r in conn.execute(select(mirror.c.states).where(mirror.c.policy == policy))]
+            rows = conn.execute(select(mirror.c.states, func.count()).where(mirror.c.policy == policy)
+                                .group_by(mirror.c.states))
+            return {r[0]: int(r[1]) for r in rows}
 
     def last_full(self, policy: str) -> int | None:
         with self.engine.connect() as conn:
             value = conn.execute(select(reconciled.c.at).where(reconciled.c.policy == policy)).scalar()
         return None if value is None else int(value)
-
-    def fired(self, policy: str) -> dict[str, frozenset[int]]:
-        """Every issue's fired steps, as the store recorded them."""
-        out: dict[str, set[int]] = {}
-        with self.engine.connect() as conn:
-            for row in conn.execute(select(fired.c.key, fired.c.step).where(fired.c.policy == policy)):
-                out.setdefault(row.key, set()).add(int(row.step))
-        return {k: frozenset(v) for k, v in out.items()}
 
     def fired_of(self, policy: str, keys: Iterable[str]) -> dict[str, frozenset[int]]:
         """The fired steps of these issues only (a pass asks for the ones it evaluates)."""
@@ -656,8 +662,10 @@ def _forget(conn: Connection, policy: str, keys: list[str], remembered: bool) ->
     for chunk in range(0, len(keys), 500):
         part = keys[chunk:chunk + 500]
         conn.execute(delete(mirror).where(mirror.c.policy == policy, mirror.c.key.in_(part)))
-        if remembered:
+        if remembered:  # out of scope for good: its copy, and the messages of writes that never landed
             conn.execute(delete(issues).where(issues.c.policy == policy, issues.c.key.in_(part)))
+            conn.execute(delete(notices).where(notices.c.policy == policy, notices.c.key.in_(part),
+                                               notices.c.ready == 0))
 
 
 def _set_written(conn: Connection, policy: str, key: str, written: Written) -> None:

@@ -41,7 +41,7 @@ from typing import Any, TypeVar
 import orjson
 
 from .digest import send_due_digests
-from .errors import AuthError, PartialWriteError, SlaSyncError, TrackerError
+from .errors import AuthError, GoneError, PartialWriteError, SlaSyncError, TrackerError
 from .evidence import evidence_of
 from .model import IssueSla, Written
 from .notify import Message, Sender, SendError, in_working_time, next_working_instant, step_message
@@ -69,6 +69,7 @@ class Outcome:
     title: str = ""
     assignee: str | None = None
     fired_before: frozenset[int] = frozenset()  # the steps the evidence says fired in earlier passes
+    gone: bool = False  # a write answered "not found" and the issue is no longer in scope: dropped
     upcoming: Upcoming | None = None  # when time alone next changes its plan (after this pass's writes)
 
 
@@ -90,7 +91,7 @@ class PassResult:
     quiet: bool = False  # outside notify.quiet_outside's working time: messages wait
     full: bool = True  # a full pass (every open issue listed), or a delta pass
     due: int = 0  # issues a delta pass evaluated because their time came (not fetched)
-    tallies: list[str] | None = None  # every mirrored open issue's ``states_of`` after the pass
+    tallies: Mapping[str, int] | None = None  # how many mirrored open issues have each ``states_of``, after the pass
     upcoming: Upcoming | None = None  # the pass's ``next_change``
 
     @property
@@ -132,6 +133,7 @@ class PassResult:
             "kept": len(self.kept) - forged,
             "forged_markers": forged,
             "errors": len(self.errors),
+            "dropped": sum(o.gone for o in self.outcomes),
             "writes": writes,
             "messages_sent": len(self.sent),
             "messages_waiting": len(self.waiting),
@@ -241,7 +243,6 @@ def fetch_and_plan(tracker: Tracker, policy: Policy, store: Store, now: int, res
                                known=remembered, cursor=cursor)
     if policy.notify.channels:
         result.quiet = not in_working_time(policy.notify.quiet, now)
-        result.waiting = store.pending_notices(key)
     return Planned(cursor, fetched, cached, written, full, due, gone)
 
 
@@ -266,7 +267,9 @@ def run_pass(
     result = PassResult(run_id, policy.name, "run" if apply else "plan", now)
     if not apply:
         fetch_and_plan(tracker, policy, store, now, result, full=full)
-        result.upcoming = result.next_change(policy)
+        if policy.notify.channels:
+            result.waiting = store.pending_notices(policy.state_key)
+        result.upcoming = _earliest(result.next_change(policy), mirrored_upcoming(store, policy, now))
         return result
     with store.lock(policy.state_key):
         started = clock()
@@ -279,6 +282,8 @@ def run_pass(
                     _send(policy, store, sender, planned, now, result)
                     if policy.digests:
                         send_due_digests(policy, store, sender, result, now)
+                elif policy.notify.channels:
+                    result.waiting = store.pending_notices(policy.state_key)
             except BaseException as exc:
                 status = "failed" if isinstance(exc, SlaSyncError) else "aborted"
                 writes.finish_run(run_id, _finished(now, clock, started), status, result.counts(),
@@ -289,7 +294,29 @@ def run_pass(
             writes.finish_run(run_id, _finished(now, clock, started), "partial" if result.errors else "ok",
                               result.counts(), result.errors)
         result.tallies = store.tallies(policy.state_key)  # the pass's writes are committed
+        result.upcoming = _earliest(result.upcoming, mirrored_upcoming(store, policy, now))
     return result
+
+
+def _earliest(*found: Upcoming | None) -> Upcoming | None:
+    present = [u for u in found if u is not None]
+    return min(present) if present else None
+
+
+def mirrored_upcoming(store: Store, policy: Policy, now: int) -> Upcoming | None:
+    """The next change of the issues the pass did not evaluate: the mirror's earliest
+    instant after ``now``, and why (its remembered copy evaluated anew)."""
+    found = store.next_due(policy.state_key, now)
+    if found is None:
+        return None
+    key, at = found
+    hit = store.remembered(policy.state_key).get(key)
+    if hit is not None:
+        fired = store.fired_of(policy.state_key, [key]).get(key, frozenset())
+        upcoming = next_change(evaluate(hit.issue, policy, now), hit.issue.created_at, set(fired), policy, now)
+        if upcoming is not None and upcoming.at == at:
+            return upcoming
+    return Upcoming(at, key, "its SLA changes by time")
 
 
 def _finished(now: int, clock: Callable[[], float], started: float) -> int:
@@ -336,6 +363,14 @@ def _apply_pass(
                 tracker.apply(outcome.key, outcome.plan.changes)
             except AuthError:
                 raise
+            except GoneError as exc:
+                if not _still_there(tracker, outcome.key):  # deleted or moved away: dropped, not an error
+                    outcome.gone = True
+                    continue
+                outcome.error = REDACTOR(str(exc))
+                result.errors.append(outcome.error)
+                failed.append(by_key[outcome.key])
+                continue
             except TrackerError as exc:
                 outcome.error = REDACTOR(str(exc))  # an error body may echo the request's headers
                 result.errors.append(outcome.error)
@@ -360,13 +395,26 @@ def _apply_pass(
     return planned
 
 
+def _still_there(tracker: Tracker, key: str) -> bool:
+    """Whether an issue whose write answered "not found" is still an open issue in
+    scope (the 404 was about something else, say a watcher); if that cannot be
+    told, it is (the write's error is reported and the next pass tries again)."""
+    try:
+        return key in tracker.in_scope([key])
+    except TrackerError:
+        return True
+
+
 def _update_mirror(store: Store, writes: PassWrites, planned: Planned, result: PassResult,
                    fresh: Mapping[str, Tracked], by_key: Mapping[str, Tracked], failed: set[str], now: int) -> None:
     """Each evaluated open issue into the mirror with its next instant; closed ones
     out; after a full pass, the mirrored issues it did not list (deleted, moved, out
     of view, closed without an update) out for good."""
-    rows, closed = [], []
+    rows, closed, gone = [], [], list(planned.gone)
     for outcome in result.outcomes:
+        if outcome.gone:
+            gone.append(outcome.key)
+            continue
         if outcome.key in failed and result.stopped and outcome.key not in fresh:
             continue  # not reached: the mirror keeps what it had
         tracked = fresh.get(outcome.key) or by_key[outcome.key]
@@ -378,7 +426,7 @@ def _update_mirror(store: Store, writes: PassWrites, planned: Planned, result: P
                      states_of(outcome.sla)))
     writes.mirror(rows)
     writes.forget(closed)
-    writes.forget(planned.gone, remembered=True)
+    writes.forget(gone, remembered=True)
     if planned.full and not result.stopped and not planned.fetched.problems:
         listed = {t.issue.key for t in planned.fetched.issues}
         writes.forget(sorted(store.mirror_keys(writes.policy) - listed), remembered=True)

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from sla_sync.calendar import utc_seconds
@@ -166,3 +167,105 @@ def test_in_scope_tells_open_issues_of_the_project_from_the_rest(harness: Any) -
     tracker = harness.tracker(harness.policy(BODY))
     assert tracker.in_scope([keep, done, deleted]) == {keep}
     assert tracker.in_scope([keep]) == {keep}
+
+
+class DeletedWhileWriting:
+    """The policy's tracker, but each issue named in ``doomed`` is deleted on the
+    tracker just before sla-sync writes it (a person deleted it during the pass)."""
+
+    def __init__(self, tracker: Any, h: Any, doomed: set[str]) -> None:
+        self.tracker, self.h, self.doomed = tracker, h, doomed
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.tracker, name)
+
+    def apply(self, key: str, changes: Any) -> None:
+        if key in self.doomed:
+            self.h.delete_issue(key)
+        self.tracker.apply(key, changes)
+
+
+def test_a_write_answered_not_found_drops_the_issue_without_an_error(harness: Any, tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "state.sqlite"))
+    doomed = harness.create_issue("Checkout down", priority="P1", created_at=at("2026-11-02T08:00:00"))
+    kept = harness.create_issue("Login down", priority="P1", created_at=at("2026-11-02T08:00:00"))
+    one_pass(harness, store, "2026-11-02T10:00:00")  # 2h of 8h: nothing to write yet
+    policy = harness.policy(BODY)
+    tracker = DeletedWhileWriting(harness.tracker(policy), harness, {doomed})
+    crossed = run_pass(tracker, policy, store, utc_seconds(at("2026-11-02T12:00:00")), apply=True, run_id="t")
+    assert crossed.errors == [] and crossed.exit_code == 0
+    assert crossed.counts()["dropped"] == 1
+    assert [o.key for o in crossed.outcomes if o.applied] == [kept]
+    assert harness.watchers(kept) == {"manager"}
+    assert doomed not in store.mirror_keys(policy.state_key) and kept in store.mirror_keys(policy.state_key)
+    assert doomed not in store.remembered(policy.state_key)
+    later = one_pass(harness, store, "2026-11-02T16:30:00")  # step 2 of `kept` (breached); `doomed` is gone
+    assert doomed not in {o.key for o in later.outcomes} and later.errors == []
+
+
+def test_a_not_found_about_something_else_stays_an_error(memory: Any, tmp_path: Path) -> None:
+    """A 404 while the issue is still there (say, about a watcher) is the issue's error."""
+    from sla_sync.errors import GoneError
+
+    class Refusing(DeletedWhileWriting):
+        def apply(self, key: str, changes: Any) -> None:
+            raise GoneError(f"memory: issue {key}: adding watchers: not found (404)")
+
+    store = Store(str(tmp_path / "state.sqlite"))
+    key = memory.create_issue("Checkout down", priority="P1", created_at=at("2026-11-02T08:00:00"))
+    one_pass(memory, store, "2026-11-02T10:00:00")
+    policy = memory.policy(BODY)
+    crossed = run_pass(Refusing(memory.tracker(policy), memory, set()), policy, store,
+                       utc_seconds(at("2026-11-02T12:00:00")), apply=True, run_id="t")
+    assert crossed.counts()["dropped"] == 0 and crossed.exit_code == 1
+    assert crossed.errors == [f"memory: issue {key}: adding watchers: not found (404)"]
+    assert key in store.mirror_keys(policy.state_key)
+
+
+def test_a_quiet_delta_pass_names_the_next_change_of_an_issue_it_did_not_read(memory: Any,
+                                                                               tmp_path: Path) -> None:
+    """The summary's next change (and `watch`'s wake-up) come from the whole mirror,
+    not only from the issues the pass read."""
+    store = Store(str(tmp_path / "state.sqlite"))
+    key = memory.create_issue("Checkout down", priority="P1", created_at=at("2026-11-02T08:00:00"))
+    spare = memory.create_issue("Spare", priority="P3", created_at=at("2026-11-02T08:00:00"))
+    one_pass(memory, store, "2026-11-02T10:00:00")
+    settle(memory, store, spare, "2026-11-02T10:30:00")
+    quiet = one_pass(memory, store, "2026-11-02T11:00:00")
+    assert key not in {o.key for o in quiet.outcomes}
+    assert quiet.upcoming is not None
+    assert (quiet.upcoming.at, quiet.upcoming.key, quiet.upcoming.why) == (
+        utc_seconds(at("2026-11-02T12:00:00")), key, "escalation step 1")
+
+
+def test_the_gauges_count_every_mirrored_issue_after_a_delta_pass(memory: Any, tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "state.sqlite"))
+    for i in range(3):
+        memory.create_issue(f"Slow {i}", priority="P3", created_at=at("2026-11-02T08:00:00"))
+    memory.create_issue("Checkout down", priority="P1", created_at=at("2026-11-02T08:00:00"))
+    spare = memory.create_issue("Spare", priority="P3", created_at=at("2026-11-02T08:00:00"))
+    one_pass(memory, store, "2026-11-02T09:00:00")
+    settle(memory, store, spare, "2026-11-02T09:20:00")
+    quiet = one_pass(memory, store, "2026-11-02T09:40:00")
+    assert [o.key for o in quiet.outcomes] == [spare]  # in the overlap window; the others not even loaded
+    assert quiet.tallies is not None and sum(quiet.tallies.values()) == 5
+    levels = sorted((orjson.loads(states)[0], n) for states, n in quiet.tallies.items())
+    assert levels == [("P1", 1), ("P3", 4)]
+
+
+def test_gitlab_re_reads_written_issues_in_list_pages(gitlab: Any, tmp_path: Path) -> None:
+    """After its writes, a pass re-reads the written issues' rows in one list query
+    per 100, never one issue at a time; their histories are read whole (a person's
+    change between sla-sync's read and its write would be in them)."""
+    store = Store(str(tmp_path / "state.sqlite"))
+    keys = [gitlab.create_issue(f"Outage {i}", priority="P1", created_at=at("2026-11-02T08:00:00"))
+            for i in range(3)]
+    one_pass(gitlab, store, "2026-11-02T10:00:00")
+    gitlab.reset_requests()
+    crossed = one_pass(gitlab, store, "2026-11-02T12:00:00")
+    assert sorted(o.key for o in crossed.outcomes if o.applied) == sorted(keys)
+    counts = gitlab.fake.counts
+    issue = "/api/v4/projects/{pid}/issues"
+    assert counts[("GET", issue + "/{iid}")] == 0
+    assert counts[("GET", issue)] == 2  # the delta query; the written issues re-read in one page
+    assert counts[("GET", issue + "/{iid}/resource_label_events")] == 3  # each written issue's history, once

@@ -26,7 +26,7 @@ from typing import TypeVar
 
 from sla_sync.adapters.base import RETRY_STATUS, Retryable, assemble, retrying
 
-from sla_sync.errors import AuthError, TrackerError
+from sla_sync.errors import AuthError, GoneError, TrackerError
 from sla_sync.model import Change, Event, Issue, Observed
 from sla_sync.tracker import AdapterOptions, Cached, Fetched, Tracked
 
@@ -255,7 +255,7 @@ class MemoryTracker:
                 raise AuthError(f"authentication failed for {self.url}: "
                                 "check the token in tracker.api_key_env") from None
             if exc.status == 404:
-                raise TrackerError(f"{self._where(key)}: {what}: not found (404); "
+                raise (GoneError if key is not None else TrackerError)(f"{self._where(key)}: {what}: not found (404); "
                                    "check tracker.url and tracker.project") from None
             raise TrackerError(f"{self._where(key)}: {what}: the memory tracker refused it ({exc.status}); "
                                "check the policy's names") from None
