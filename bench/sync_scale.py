@@ -1,6 +1,6 @@
 """Load benchmark: the sync job on a fake Jira Cloud (or GitLab) with many open issues.
 
-    python bench/sync_scale.py [--issues 50000] [--kind jira|gitlab] [--only delta|full]
+    python bench/sync_scale.py [--issues 50000 [200000 ...]] [--kind jira|gitlab] [--only delta|full]
 
 The fake (tests/fakes/) runs in this process on loopback; each pass is a real
 `sla-sync run` child process, so its wall time, CPU time and peak memory are the
@@ -14,6 +14,9 @@ The passes: the first (at T), a quiet pass 5 minutes later, a pass after people
 commented on 100 issues, a pass in which 1,000 issues cross an escalation step's
 threshold by time alone (T + 1h30m), and `run --full` (a full reconciliation).
 Per pass: requests by method, wall seconds, sla-sync's CPU seconds, peak MB.
+Then the goals of issue 10 for each size: the goal, the figure before delta passes
+(the issue's own measurement, 50,000 issues on the Jira fake, and, when the `full`
+configuration ran, today's every-pass-full figure) and the delta figure.
 Prints figures; never fails on them.
 """
 
@@ -97,7 +100,7 @@ def seed(h: Any, issues: int) -> list[str]:
     return others
 
 
-def run_scenario(h: Any, issues: int, reconcile: str) -> list[tuple[str, dict[str, int], float, float, float, str]]:
+def run_scenario(h: Any, issues: int, reconcile: str) -> list[Row]:
     h.reset()
     others = seed(h, issues)
     policy = h.policy(BODY)
@@ -129,28 +132,63 @@ def run_scenario(h: Any, issues: int, reconcile: str) -> list[tuple[str, dict[st
     return rows
 
 
+Row = tuple[str, dict[str, int], float, float, float, str]
+# (what, goal, before delta passes: issue 10's figure at 50,000 open issues on the Jira fake)
+GOALS = [
+    ("quiet delta pass: requests", "<= 4", "503"),
+    ("quiet delta pass: sla-sync CPU s", "<= 1", "most of 71 s wall"),
+    ("quiet delta pass: peak MB", "<= 120, flat", "236"),
+    (f"{CHANGED} changed: requests", f"<= 4 + reads of the {CHANGED} + writes", "503 + per-issue"),
+    (f"{CROSSERS} crossing by time: requests", f"<= 4 + the {CROSSERS} writes", "503 + writes"),
+]
+
+
+def goal_figures(rows: list[Row]) -> list[str]:
+    """The figures the goals name, from one configuration's five passes."""
+    quiet, changed, crossing = rows[1], rows[2], rows[3]
+    return [str(sum(quiet[1].values())), f"{quiet[3]:.2f}", f"{quiet[4]:.0f}", fmt(changed[1]), fmt(crossing[1])]
+
+
+def print_goals(issues: int, kind: str, delta: list[Row], full: list[Row] | None) -> None:
+    print(f"goals, {kind}, {issues} open issues (issue 10; step latency in watch: tests/test_watch_wake.py)")
+    head = f"  {'pass':<34} {'goal':<36} {'before (issue 10)':<20}"
+    print(head + (f" {'every pass full':<24}" if full else "") + " delta passes")
+    now = goal_figures(delta)
+    then = goal_figures(full) if full else None
+    for i, (what, goal, before) in enumerate(GOALS):
+        line = f"  {what:<34} {goal:<36} {before:<20}"
+        print(line + (f" {then[i]:<24}" if then else "") + f" {now[i]}")
+
+
 def fmt(counts: dict[str, int]) -> str:
     return " ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--issues", type=int, default=50_000)
+    parser.add_argument("--issues", type=int, nargs="+", default=[50_000], help="one or more sizes")
     parser.add_argument("--kind", choices=("jira", "gitlab"), default="jira")
     parser.add_argument("--only", choices=("delta", "full"), default=None, help="run one configuration only")
     args = parser.parse_args()
     h: Any = JiraHarness(cloud=True) if args.kind == "jira" else GitLabHarness()
+    results: list[tuple[int, dict[str, list[Row]]]] = []
     try:
-        for name, reconcile in (("delta", "6h"), ("full", "0")):
-            if args.only not in (None, name):
-                continue
-            start = time.perf_counter()
-            print(f"{args.kind}, {args.issues} open issues, reconcile_every: {reconcile} ({name} passes)")
-            print(f"  {'pass':<34} {'requests':<30} {'wall s':>7} {'CPU s':>7} {'peak MB':>7}")
-            run_scenario(h, args.issues, reconcile)
-            print(f"  ({time.perf_counter() - start:.0f} s with seeding)", flush=True)
+        for issues in args.issues:
+            runs: dict[str, list[Row]] = {}
+            for name, reconcile in (("delta", "6h"), ("full", "0")):
+                if args.only not in (None, name):
+                    continue
+                start = time.perf_counter()
+                print(f"{args.kind}, {issues} open issues, reconcile_every: {reconcile} ({name} passes)")
+                print(f"  {'pass':<34} {'requests':<30} {'wall s':>7} {'CPU s':>7} {'peak MB':>7}")
+                runs[name] = run_scenario(h, issues, reconcile)
+                print(f"  ({time.perf_counter() - start:.0f} s with seeding)", flush=True)
+            results.append((issues, runs))
     finally:
         h.close()
+    for issues, runs in results:
+        if "delta" in runs:
+            print_goals(issues, args.kind, runs["delta"], runs.get("full"))
 
 
 if __name__ == "__main__":

@@ -54,6 +54,8 @@ def parse_timestamp(value: Any, key: str) -> int:
     return instant
 
 
+DAY_SECONDS = 86_400
+
 # The dates ("YYYY-MM-DD") and the times of day ("THH:MM:SSZ") of the instants read so
 # far in the form ``iso_utc`` writes: such an instant is the sum of its date's midnight
 # and its time of day, two look-ups.  At most 84 000 dates and 86 400 times.
@@ -429,9 +431,9 @@ class _MetricOut(msgspec.Struct, gc=False):
     target_s: int
     elapsed_s: int
     remaining_s: int
-    due_at: datetime | None
-    breached_at: datetime | None
-    stopped_at: datetime | None
+    due_at: str | None
+    breached_at: str | None
+    stopped_at: str | None
 
 
 class _SlaOut(msgspec.Struct, gc=False):
@@ -440,7 +442,22 @@ class _SlaOut(msgspec.Struct, gc=False):
     metrics: dict[str, _MetricOut]
 
 
-_utc = datetime.fromtimestamp
+# The texts of the dates and of the times of day written so far, by day and by second
+# of the day: an instant's ISO text (as ``iso_utc`` and orjson write it) is two look-ups.
+_DAY_TEXTS: dict[int, str] = {}
+_TIME_TEXTS: dict[int, str] = {}
+
+
+def _iso(instant: int) -> str:
+    day, second = divmod(instant, DAY_SECONDS)
+    date_text = _DAY_TEXTS.get(day)
+    if date_text is None:
+        date_text = _DAY_TEXTS[day] = datetime.fromtimestamp(day * DAY_SECONDS, UTC).date().isoformat()
+    time_text = _TIME_TEXTS.get(second)
+    if time_text is None:
+        hours, rest = divmod(second, 3600)
+        time_text = _TIME_TEXTS[second] = f"T{hours:02d}:{rest // 60:02d}:{rest % 60:02d}Z"
+    return date_text + time_text
 
 
 class SlaWriter:
@@ -459,11 +476,11 @@ class SlaWriter:
         """Add one issue's line."""
         metrics = {}
         for name, m in sla.metrics.items():
-            due = None if m.due_at is None else _utc(m.due_at, UTC)
+            due = None if m.due_at is None else _iso(m.due_at)
             breached = due  # a breach's due instant is its breach instant
             if m.breached_at != m.due_at:
-                breached = None if m.breached_at is None else _utc(m.breached_at, UTC)
-            stopped = None if m.stopped_at is None else _utc(m.stopped_at, UTC)
+                breached = None if m.breached_at is None else _iso(m.breached_at)
+            stopped = None if m.stopped_at is None else _iso(m.stopped_at)
             metrics[name] = _MetricOut(m.state, m.at_risk, m.target_s, m.elapsed_s, m.remaining_s, due, breached,
                                        stopped)
         buffer = self._buffer
