@@ -67,7 +67,7 @@ def one_pass(
     started = time.monotonic()
     try:
         result = run_pass(tracker, policy, store, now, apply=apply, run_id=run_id, full=full,
-                          should_stop=should_stop, progress=progress, sender=sender)
+                          should_stop=should_stop, progress=progress, sender=sender, tallies=metrics is not None)
     except SlaSyncError as exc:  # shown once: by the command line, or logged by watch
         kind = "auth" if isinstance(exc, AuthError) else "locked" if isinstance(exc, LockedError) else "fetch"
         if metrics is not None:

@@ -259,11 +259,14 @@ def run_pass(
     progress: Progress | None = None,
     clock: Callable[[], float] = time.monotonic,
     sender: Sender | None = None,
+    tallies: bool = True,
 ) -> PassResult:
     """One pass; see the module docstring.  ``clock`` measures the pass's duration
     (a monotonic clock; tests inject one): the run journal's ``finished_at`` is
     ``now`` plus that duration.  ``sender`` delivers the policy's messages
-    (without one, they stay queued in the store)."""
+    (without one, they stay queued in the store).  ``tallies``: count every
+    mirrored issue's states for the gauges (``PassResult.tallies``), which only
+    metrics need: the one part of a quiet pass that reads the whole mirror."""
     result = PassResult(run_id, policy.name, "run" if apply else "plan", now)
     if not apply:
         fetch_and_plan(tracker, policy, store, now, result, full=full)
@@ -293,7 +296,8 @@ def run_pass(
             result.upcoming = result.next_change(policy)
             writes.finish_run(run_id, _finished(now, clock, started), "partial" if result.errors else "ok",
                               result.counts(), result.errors)
-        result.tallies = store.tallies(policy.state_key)  # the pass's writes are committed
+        if tallies:
+            result.tallies = store.tallies(policy.state_key)  # the pass's writes are committed
         result.upcoming = _earliest(result.upcoming, mirrored_upcoming(store, policy, now))
     return result
 

@@ -200,6 +200,8 @@ class JiraFake(FakeServer):
         self.custom_fields: dict[str, CustomField] = {}
         self.issues: dict[str, FakeIssue] = {}
         self.log: list[Request] = []
+        self._cursors: dict[str, tuple[str, list[FakeIssue]]] = {}  # search id -> (JQL, results): the pages' cursor
+        self._cursor_ids = itertools.count(1)
         self._ids = itertools.count(10000)
         self._numbers: dict[str, itertools.count[int]] = {}
         self.api_user = api_user
@@ -554,19 +556,28 @@ class JiraFake(FakeServer):
     def _search_cloud(self, request: Request) -> Reply:
         if not self.cloud:
             raise jira_error(404, "null for uri: " + request.path)
-        found = self._search(request)
         token = request.arg("nextPageToken")
-        try:
-            start = int(base64.urlsafe_b64decode((token or "").encode() + b"==").decode() or 0) if token else 0
+        try:  # a token is "<search>:<offset>": the search's results are kept, as a cursor on the server
+            search, start = (base64.urlsafe_b64decode(token.encode() + b"==").decode().split(":") if token
+                             else ("", "0"))
+            start_at = int(start)
         except ValueError:
             raise jira_error(400, "The provided next page token is invalid or expired.") from None
+        kept = self._cursors.get(search)
+        if kept is None or kept[0] != (request.arg("jql") or ""):
+            search = str(next(self._cursor_ids))
+            kept = (request.arg("jql") or "", self._search(request))
+            self._cursors[search] = kept
+            while len(self._cursors) > 8:  # the oldest searches expire
+                del self._cursors[next(iter(self._cursors))]
+        found, start = kept[1], start_at
         size = self._page_size(request)
         page = found[start:start + size]
         out: dict[str, Any] = {"issues": [self._issue_json(i, request, changelog_cap=self.changelog_cap,
                                                            default_all=False)
                                           for i in page]}
         if start + size < len(found):
-            out["nextPageToken"] = base64.urlsafe_b64encode(str(start + size).encode()).decode().rstrip("=")
+            out["nextPageToken"] = base64.urlsafe_b64encode(f"{search}:{start + size}".encode()).decode().rstrip("=")
         out["isLast"] = "nextPageToken" not in out
         if "names" in request.args("expand"):
             out["names"] = self._names()
