@@ -4,7 +4,10 @@ Reading: every open issue of the project, plus every closed issue updated since 
 cursor, which the sync has moved back by the overlap window (``updated_after`` is inclusive), each once, in
 pages of 100 (``order_by=updated_at, sort=asc``).  The history is read only for
 issues whose ``updated_at`` differs from the state store's copy: three lists per
-issue (``resource_state_events``, ``resource_label_events``, ``notes``).
+issue (``resource_state_events``, ``resource_label_events``, ``notes``), and a
+fourth, ``resource_milestone_events``, only when the policy reads the milestone
+(``milestones``: the adapter's option, which ``Policy.uses_milestones`` in
+``adapters.base`` decides; default off, as each list is a request per changed issue).
 
 Mapping to the neutral issue:
 
@@ -26,9 +29,16 @@ Mapping to the neutral issue:
   agent when its author is one of ``tracker.agents`` (users, or members of the
   groups, inherited membership included), or, without that setting, anyone but
   the issue's author.  sla-sync's own notes (the token's user) never count.
-  Due-date and assignee changes exist only as system notes ("changed due date to
-  November 5, 2026", "assigned to @a and unassigned @b"): they become ``field``
-  events (``field_events``), ``by_self`` when the note's author is the token's user.
+  Due-date, assignee and type changes exist only as system notes ("changed due
+  date to November 5, 2026", "assigned to @a and unassigned @b", "changed type from
+  issue to incident", in older GitLab "changed issue type to incident"): they
+  become ``field`` events (``field_events``) named ``due_date``, ``assignee`` (the
+  first assignee's username) and ``type`` (the ``issue_type``: ``test case`` →
+  ``test_case``), ``by_self`` when the note's author is the token's user.
+  Priority changes (the priority label's value) are ``field`` events ``priority``
+  replayed with the labels.  With ``milestones``, the milestone events become
+  ``field`` events ``milestone`` (the title; ``milestone_events``).  GitLab has no
+  custom fields over REST: no other ``field`` events.
 
 Writing: ``due_date``; labels only through ``add_labels``/``remove_labels``, never
 a full replace, so a person's labels are never dropped; ``assignee_ids`` from
@@ -297,6 +307,49 @@ def _assignee_change(body: str) -> tuple[list[str], list[str], bool] | None:
     return added, removed, text.startswith("reassigned")
 
 
+TYPE_NOTE = re.compile(r"^changed (?:issue )?type (?:from ([a-z][a-z ]*?) )?to ([a-z][a-z ]*)$", re.IGNORECASE)
+
+
+def _type_change(body: str) -> tuple[str | None, str] | None:
+    """A system note's type change, as (the type before, if the note says it, the
+    type after), each as the ``issue_type`` names it (``test case`` → ``test_case``):
+    "changed type from issue to incident" (current GitLab), "changed issue type to
+    incident" (older GitLab); else ``None``."""
+    found = TYPE_NOTE.match(" ".join(body.split()))
+    if found is None:
+        return None
+    old, new = found.group(1), found.group(2)
+    return (_issue_type(old) if old else None), _issue_type(new)
+
+
+def _issue_type(words: str) -> str:
+    """A type as a note words it (Rails' ``humanize``: ``test case``) → the ``issue_type``."""
+    return words.strip().lower().replace(" ", "_")
+
+
+def milestone_events(events: Sequence[Mapping[str, Any]], me: int | None) -> list[Event]:
+    """GitLab's milestone events as ``field`` events ``milestone`` (by title, as
+    ``tracked`` names the milestone), ``by_self`` when the event's user is ``me``.
+    GitLab records one event per change: ``add`` with the new milestone (also when it
+    replaces another), or ``remove`` with the old one; an event whose milestone was
+    deleted since (no title) is left out."""
+    ordered = sorted(events, key=lambda e: (instant(e["created_at"]), int(e.get("id") or 0)))
+    current: str | None = None
+    out: list[Event] = []
+    for e in ordered:
+        title = (e.get("milestone") or {}).get("title")
+        if title is None:
+            continue
+        removed = e.get("action") == "remove"
+        old = (current or str(title)) if removed else current
+        new = None if removed else str(title)
+        if old != new:
+            out.append(Event(instant(e["created_at"]), "field", field="milestone", from_=old, to=new,
+                             author=_username(e), by_self=me is not None and (e.get("user") or {}).get("id") == me))
+        current = new
+    return out
+
+
 def _note_event(note: Mapping[str, Any], field: str, old: str | None, new: str | None, me: int | None) -> Event:
     author = note.get("author") or {}
     return Event(instant(note["created_at"]), "field", field=field, from_=old, to=new, author=_username(note, "author"),
@@ -304,11 +357,12 @@ def _note_event(note: Mapping[str, Any], field: str, old: str | None, new: str |
 
 
 def field_events(row: Mapping[str, Any], notes: Sequence[Mapping[str, Any]], me: int | None) -> list[Event]:
-    """Due-date and assignee changes, which GitLab records only as system notes, as
-    ``field`` events (``by_self`` when the note's author is the user ``me``).  The
-    assignee is the first one, as ``tracked`` shows it; who was assigned before the
-    first note is worked out back from the current assignees.  A due date's value
-    before the first note is not recorded (``from_`` is ``None``)."""
+    """Due-date, assignee and type changes, which GitLab records only as system
+    notes, as ``field`` events (``by_self`` when the note's author is the user
+    ``me``).  The assignee is the first one, as ``tracked`` shows it; who was
+    assigned before the first note is worked out back from the current assignees.
+    A due date's value before the first note is not recorded (``from_`` is
+    ``None``), nor is a type's before the first note of the older wording."""
     system = [n for n in notes if n.get("system")]
     out: list[Event] = []
     due: str | None = None
@@ -327,6 +381,13 @@ def field_events(row: Mapping[str, Any], notes: Sequence[Mapping[str, Any]], me:
         people = kept + [p for p in added if p not in kept]
         if (now := people[0] if people else None) != before:
             out.append(_note_event(note, "assignee", before, now, me))
+    kind: str | None = None
+    for note in system:
+        if (change := _type_change(str(note.get("body") or ""))) is not None:
+            old, new = change
+            if (old or kind) != new:
+                out.append(_note_event(note, "type", old or kind, new, me))
+            kind = new
     return out
 
 
@@ -378,7 +439,7 @@ class Mapper:
                 out.append(Event(at, "status", from_=status, to=now, author=who, by_self=ours))
                 status = now
             if (level := scoped(labels, self.priority_prefix, recency)) != priority:
-                out.append(Event(at, "field", field="priority", from_=priority, to=level, author=who))
+                out.append(Event(at, "field", field="priority", from_=priority, to=level, author=who, by_self=ours))
                 priority = level
         return out
 
@@ -448,10 +509,14 @@ class GitLabTracker:
 
     kind = "gitlab"
 
-    def __init__(self, spec: GitLabSpec, secret: str, options: AdapterOptions) -> None:
+    def __init__(self, spec: GitLabSpec, secret: str, options: AdapterOptions, *,
+                 milestones: bool | None = None) -> None:
         self.url = spec.url.rstrip("/")
         self.spec = spec
         self.options = options
+        # read the milestone history (a request per changed issue) only when the policy
+        # reads the milestone: ``milestones``, else ``options.milestones`` (``Policy.uses_milestones``)
+        self.milestones = options.milestones if milestones is None else milestones
         self.counter = RequestCounter()
         self.session = RetryingSession(
             attempts=spec.max_attempts, max_wait=options.max_wait,
@@ -590,6 +655,9 @@ class GitLabTracker:
         notes = self._call("reading the notes", lambda: pages(issue.notes, sort="asc", order_by="created_at"), key)
         events = self.mapper.changes(row, labels, states, self._self_id())
         events += field_events(row, notes, self._self_id())
+        if self.milestones:
+            marks = self._call("reading the milestone history", lambda: pages(issue.resourcemilestoneevents), key)
+            events += milestone_events(marks, self._self_id())
         if any(not n.get("system") for n in notes):
             events += self.mapper.comments(row, notes, self._self_id(), self._agent_names())
         return tuple(sorted(events, key=lambda e: e.at))
@@ -896,9 +964,11 @@ class GitLabTracker:
         return [f"add the user {name!r} to the project {self.spec.project!r} (GitLab assigns members only)"]
 
 
-def create(spec: TrackerSpec, secret: str, options: AdapterOptions) -> GitLabTracker:
-    """Entry point ``sla_sync.adapters: gitlab``."""
+def create(spec: TrackerSpec, secret: str, options: AdapterOptions, *,
+           milestones: bool | None = None) -> GitLabTracker:
+    """Entry point ``sla_sync.adapters: gitlab``.  ``milestones``: read the milestone
+    history (``Policy.uses_milestones``); ``None`` takes ``options.milestones``."""
     if not spec.url.startswith(("http://", "https://")):
         raise UserError(f"tracker.url {spec.url!r} must start with http:// or https://")
     warn_plain_http("GitLab", spec.url)
-    return GitLabTracker(settings_of(spec, GitLabSpec), secret, options)
+    return GitLabTracker(settings_of(spec, GitLabSpec), secret, options, milestones=milestones)

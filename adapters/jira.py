@@ -24,8 +24,15 @@ Cloud): only where ``changelog.total`` exceeds what came is the whole history re
 ``expand=changelog``), and only for issues whose ``updated`` differs from the state
 store's copy.  Comments come from ``fields.comment`` (read in full only when
 truncated); ``jsdPublic: false`` (or a ``visibility`` restriction) makes one
-internal.  Due-date and assignee changes in the changelog become ``field`` events
-(``_field_event``).  A comment is by an agent when its author is in ``tracker.agents``
+internal.  The changelog already read (no request of its own) gives ``field``
+events: ``priority`` and ``type`` (``issuetype``) by name, ``due_date``,
+``assignee`` (named as the issue's assignee is, ``_field_event``), ``milestone``
+(the first of the ``fixVersions``, as the issue's milestone is read; each version
+added or removed is an item of its own, replayed back from the current list,
+``fix_version_events``) and every custom field, named by its name as ``fields``
+has it (``expand=names``; Data Center's items may carry the name only), with
+Jira's ``fromString``/``toString`` texts (a number as the field's value shows it,
+``3.0``).  A comment is by an agent when its author is in ``tracker.agents``
 (users, or members of groups read from ``/group/member``) or, without that
 setting, anyone but the reporter; sla-sync's own comments never count.
 
@@ -196,13 +203,15 @@ def _user_id(user: Any) -> str | None:
 
 
 def _item_event(at: int, item: dict[str, Any], author: str | None) -> Event | None:
-    """One changelog item → a neutral event (status, priority, labels), else ``None``."""
+    """One changelog item → a neutral event (status, priority, type, labels), else ``None``."""
     name = item.get("fieldId") or item.get("field")
     old, new = item.get("fromString"), item.get("toString")
     if name == "status":
         return Event(at, "status", from_=old, to=new, author=author)
     if name == "priority":
         return Event(at, "field", field="priority", from_=old, to=new, author=author)
+    if name == "issuetype":
+        return Event(at, "field", field="type", from_=old or None, to=new or None, author=author)
     if name == "labels":
         before, after = set((old or "").split()), set((new or "").split())
         return Event(at, "label", added=tuple(sorted(after - before)), removed=tuple(sorted(before - after)),
@@ -236,6 +245,97 @@ def _field_event(at: int, item: Mapping[str, Any], author: str | None, directory
     return None
 
 
+def _is_fix_version(item: Mapping[str, Any]) -> bool:
+    """A changelog item of the fix versions (Cloud: ``fieldId`` ``fixVersions``;
+    Data Center's items may carry only the name, ``Fix Version``)."""
+    return item.get("fieldId") == "fixVersions" or (
+        not item.get("fieldId") and item.get("field") in ("Fix Version", "Fix Version/s", "fixVersions"))
+
+
+def fix_version_events(row: Mapping[str, Any], histories: Sequence[Mapping[str, Any]], me: str | None) -> list[Event]:
+    """The milestone's changes: the issue's milestone is the first of its fix
+    versions, and Jira records each version added (``to``, the version's id and
+    name) or removed (``from``) as an item of its own.  The versions an issue had
+    before each history are worked out back from the current ones; which of them
+    came first is their order now where they are still on the issue, else the
+    order of their ids (Jira lists fix versions in the project's version order,
+    which follows their creation unless somebody reordered them).  A history that
+    changed the first version is a ``field`` event ``milestone``, by name."""
+    current = [v for v in (row.get("fields") or {}).get("fixVersions") or [] if v.get("name")]
+    changes = [(h, [i for i in h.get("items") or [] if _is_fix_version(i)]) for h in histories]
+    ordered = sorted([(h, items) for h, items in changes if items], key=lambda c: _instant(c[0]["created"]))
+    if not ordered:
+        return []
+    ids: dict[str, int] = {}
+    for item in (i for _, items in ordered for i in items):
+        for raw, text in ((item.get("from"), item.get("fromString")), (item.get("to"), item.get("toString"))):
+            if text and str(raw or "").isdigit():
+                ids.setdefault(str(text), int(str(raw)))
+    for v in current:
+        if str(v.get("id") or "").isdigit():
+            ids[str(v["name"])] = int(str(v["id"]))
+    names = list(dict.fromkeys(str(v["name"]) for v in current))
+    known = sorted({*ids, *names, *(str(t) for _, items in ordered for i in items
+                                     for t in (i.get("fromString"), i.get("toString")) if t)},
+                   key=lambda n: (ids.get(n, 1 << 62), n))
+    slots = [n for n, name in enumerate(known) if name in names]
+    for slot, name in zip(slots, names, strict=True):  # the versions still on it: in their order now
+        known[slot] = name
+    rank = {name: n for n, name in enumerate(known)}
+
+    def first(versions: set[str]) -> str | None:
+        return min(versions, key=lambda name: rank[name]) if versions else None
+
+    versions = set(names)
+    states: list[set[str]] = [versions]
+    for _, items in reversed(ordered):  # back from now: the versions before each history
+        added = {str(i.get("toString")) for i in items if i.get("to") is not None and i.get("toString")}
+        removed = {str(i.get("fromString")) for i in items if i.get("from") is not None and i.get("fromString")}
+        versions = (versions - added) | removed
+        states.append(versions)
+    states.reverse()  # states[n]: before ordered[n]; states[n + 1]: after it
+    out: list[Event] = []
+    for n, (history, _) in enumerate(ordered):
+        old, new = first(states[n]), first(states[n + 1])
+        if old != new:
+            author = _user_id(history.get("author"))
+            out.append(Event(_instant(history["created"]), "field", field="milestone", from_=old, to=new,
+                             author=author, by_self=author is not None and author == me))
+    return out
+
+
+def _custom_text(value: Any, text: Any) -> str | None:
+    """A custom field's changelog text, as the issue's ``fields`` holds the value: a
+    number field's ``3`` as ``3.0`` when the field's value is a float."""
+    if text is None or text == "":
+        return None
+    if isinstance(value, float):
+        try:
+            return str(float(str(text)))
+        except ValueError:
+            return str(text)
+    return str(text)
+
+
+def _custom_event(at: int, item: Mapping[str, Any], author: str | None, row_fields: Mapping[str, Any],
+                  names: Mapping[str, str]) -> Event | None:
+    """A changelog item of a custom field, as a ``field`` event named by the field's
+    name (``names``: id → name, from ``expand=names``; Data Center's items may carry
+    the name only), else ``None``."""
+    if item.get("fieldtype") != "custom" and not str(item.get("fieldId") or "").startswith("customfield_"):
+        return None
+    fid = str(item.get("fieldId") or "")
+    name = names.get(fid) if fid else None
+    if name is None:
+        name = str(item.get("field") or "") or None
+        fid = fid or next((k for k, v in names.items() if v == name), "")
+    if name is None:
+        return None
+    value = row_fields.get(fid) if fid else None
+    return Event(at, "field", field=name, from_=_custom_text(value, item.get("fromString")),
+                 to=_custom_text(value, item.get("toString")), author=author)
+
+
 def _public(comment: dict[str, Any]) -> bool:
     if "jsdPublic" in comment:
         return bool(comment["jsdPublic"])
@@ -260,12 +360,16 @@ class Mapper:
     def events(
         self, row: Mapping[str, Any], histories: Sequence[Mapping[str, Any]], comments: Sequence[Mapping[str, Any]],
         *, me: str | None, agents: frozenset[str] | None, directory: Mapping[str, str] | None = None,
+        field_names: Mapping[str, str] | None = None,
     ) -> tuple[Event, ...]:
         """The changelog and the comments as events, in time order; a comment is an
         agent's when its author is one of ``agents`` (or, with none named, anyone but
         the reporter), never the API user's.  ``directory`` names the assignees of
-        assignee changes as ``tracked`` does (``_field_event``)."""
-        reporter = _user_id((row.get("fields") or {}).get("reporter"))
+        assignee changes as ``tracked`` does (``_field_event``); ``field_names``
+        (id → name) the custom fields, as ``tracked`` does (``_custom_event``)."""
+        row_fields = row.get("fields") or {}
+        reporter = _user_id(row_fields.get("reporter"))
+        names = field_names or {}
         events: list[Event] = []
         for history in histories:
             at = _instant(history["created"])
@@ -273,8 +377,9 @@ class Mapper:
             mine = author is not None and author == me
             events += [replace(e, by_self=True) if mine else e
                        for item in history.get("items") or []
-                       if (e := _item_event(at, item, author) or _field_event(at, item, author, directory or {}))
-                       is not None]
+                       if (e := _item_event(at, item, author) or _field_event(at, item, author, directory or {})
+                           or _custom_event(at, item, author, row_fields, names)) is not None]
+        events += fix_version_events(row, histories, me)
         for comment in comments:
             author = _user_id(comment.get("author"))
             by_agent = author is not None and author != me and (
@@ -572,7 +677,7 @@ class JiraTracker:
         """The issue's history as neutral events (fetching what search left out)."""
         me = self.directory.get("self") or _user_id(self._myself())
         return MAPPER.events(row, self._histories(row), self._comments(row), me=me, agents=self._agent_ids(),
-                             directory=self.directory)
+                             directory=self.directory, field_names=self._names)
 
     def _histories(self, row: dict[str, Any]) -> list[dict[str, Any]]:
         log = row.get("changelog") or {}

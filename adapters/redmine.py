@@ -7,13 +7,19 @@ The project's own issues only (``subproject_id=!*``), whatever Redmine's setting
 ``tracker.include_subprojects`` (``subproject_id=*``); an issue outside that scope
 is never read nor written by key either (``_own``).
 Journals (``include=journals``) are fetched only for issues whose ``updated_on``
-differs from the state store's copy.  Journals map to neutral events: status and
-priority changes, notes (public unless ``private_notes``, by an agent when the
-author is one of ``tracker.agents`` or, without that setting, anyone but the
-issue's author; sla-sync's own notes never count), changes of the labels field,
-and due-date and assignee changes (``field`` events; an assignee id is named by its
-login or group name, asked of Redmine once and kept in the directory).  Every
-event says whether the API user made it (``by_self``, by user id).
+differs from the state store's copy.  Journals map to neutral events: status
+changes, notes (public unless ``private_notes``, by an agent when the author is
+one of ``tracker.agents`` or, without that setting, anyone but the issue's author;
+sla-sync's own notes never count), changes of the labels field, and ``field``
+events: ``priority`` (by name), ``due_date``, ``assignee`` (an id named by its
+login or group name, asked of Redmine once and kept in the directory), ``type``
+(``tracker_id``, by the tracker's name), ``milestone`` (``fixed_version_id``, by
+the version's name) and every other custom field that the issue carries, named as
+``Issue.fields`` names it (a multi-value field's values joined by commas, as they
+stood after the journal).  Names come from what the issue itself shows, else from
+a list read once per adapter (trackers; the project's versions) and, for a version
+that list lacks, ``GET /versions/ID`` once; no request per issue.  Every event
+says whether the API user made it (``by_self``, by user id).
 
 ``updated_on``, the cache version, has whole seconds: a change in the same second
 as the read a cached copy was made from would leave it unchanged.  A copy read
@@ -293,18 +299,24 @@ class Mapper:
     def events(
         self, full: Mapping[str, Any], statuses: Mapping[str, str], priorities: Mapping[str, str], *,
         me: int, agents: frozenset[int] | None, principals: Mapping[str, str] | None = None,
+        trackers: Mapping[str, str] | None = None, versions: Mapping[str, str] | None = None,
     ) -> tuple[Event, ...]:
         """An issue's journals as events; a note is an agent's when its author is one
         of ``agents`` (or, with none named, anyone but the issue's author), never the API user.
-        ``principals`` names the ids that assignee changes refer to (``_detail_event``)."""
+        ``principals``, ``trackers`` and ``versions`` name the ids that assignee, type
+        and milestone changes refer to (``_detail_event``); custom fields are named
+        by the issue's own list of them (``custom_events``)."""
         field_id = str(self.labels_field_id(full) or "")
         author = (full.get("author") or {}).get("id")
+        names = {"assignee": principals or {}, "type": trackers or {}, "milestone": versions or {}}
+        custom = custom_events(full, skip=field_id)
         events: list[Event] = []
-        for j in full.get("journals") or []:
+        for n, j in enumerate(full.get("journals") or []):
             at = _instant(j["created_on"])
             user = (j.get("user") or {}).get("id")
             login = (j.get("user") or {}).get("name")
             mine = user is not None and user == me
+            done: set[str] = set()  # multi-value custom fields already told for this journal
             for d in j.get("details") or []:
                 prop, name = d.get("property"), d.get("name")
                 old, new = d.get("old_value"), d.get("new_value")
@@ -317,7 +329,12 @@ class Mapper:
                 elif prop == "cf" and field_id and str(name) == field_id:
                     events.append(Event(at, "label", added=(new,) if new else (), removed=(old,) if old else (),
                                         author=login, by_self=mine))
-                elif (change := _detail_event(at, d, login, mine, principals or {})) is not None:
+                elif prop == "cf":
+                    if (told := custom.get((n, str(name)))) is not None and str(name) not in done:
+                        done.add(str(name))
+                        events.append(Event(at, "field", field=told[0], from_=told[1], to=told[2], author=login,
+                                            by_self=mine))
+                elif (change := _detail_event(at, d, login, mine, names)) is not None:
                     events.append(change)
             if (j.get("notes") or "").strip():
                 by_agent = user != me and (user in agents if agents is not None else user != author)
@@ -358,21 +375,74 @@ class Mapper:
         return Tracked(issue, observed, row["updated_on"], open=not closed)
 
 
-FIELD_ATTRS = {"due_date": "due_date", "assigned_to_id": "assignee"}  # journal attr -> neutral field
+FIELD_ATTRS = {"due_date": "due_date", "assigned_to_id": "assignee", "tracker_id": "type",
+               "fixed_version_id": "milestone"}  # journal attr -> neutral field
 
 
 def _detail_event(at: int, detail: Mapping[str, Any], author: str | None, mine: bool,
-                  principals: Mapping[str, str]) -> Event | None:
-    """A journal detail that changed the due date or the assignee, as a ``field``
-    event (``by_self`` when the API user made it), else ``None``.  An assignee is a
-    principal id, named through ``principals`` (the id itself when unknown)."""
+                  names: Mapping[str, Mapping[str, str]]) -> Event | None:
+    """A journal detail that changed the due date, the assignee, the tracker (the
+    type) or the target version (the milestone), as a ``field`` event (``by_self``
+    when the API user made it), else ``None``.  An assignee, tracker or version is
+    an id, named through ``names[field]`` (the id itself when unknown)."""
     field = FIELD_ATTRS.get(str(detail.get("name"))) if detail.get("property") == "attr" else None
     if field is None:
         return None
     old, new = detail.get("old_value") or None, detail.get("new_value") or None
-    if field == "assignee":
-        old, new = (principals.get(str(v), str(v)) if v else None for v in (old, new))
+    if field in names:
+        known = names[field]
+        old, new = (known.get(str(v), str(v)) if v else None for v in (old, new))
     return Event(at, "field", field=field, from_=old, to=new, author=author, by_self=mine)
+
+
+def detail_ids(full: Mapping[str, Any], attr: str) -> set[str]:
+    """The ids that the journals' changes of ``attr`` (``tracker_id``...) refer to."""
+    return {str(v) for j in full.get("journals") or [] for d in j.get("details") or []
+            if d.get("property") == "attr" and d.get("name") == attr
+            for v in (d.get("old_value"), d.get("new_value")) if v and str(v).isdigit()}
+
+
+def _joined(values: Sequence[str]) -> str | None:
+    return ",".join(values) or None
+
+
+def custom_events(full: Mapping[str, Any], skip: str = "") -> dict[tuple[int, str], tuple[str, str | None, str | None]]:
+    """The custom field changes of an issue's journals, by (journal index, field id):
+    (the field's name, its value before, after).  A field is named as ``tracked``
+    names it in ``Issue.fields``: only the fields the issue carries (a field no
+    longer enabled for it, or hidden from the API user, cannot be named and is left
+    out), ``skip`` (the labels field) aside.  A single-value field's change is the
+    detail's old and new values (empty is ``None``).  A multi-value field's journal
+    has a detail per value added or removed: its values after each journal are
+    worked out back from the current ones and told joined by commas, in Redmine's
+    order, so that the last change's value is the current one."""
+    fields = {str(cf.get("id")): cf for cf in full.get("custom_fields") or [] if str(cf.get("id")) != skip}
+    journals = list(full.get("journals") or [])
+    out: dict[tuple[int, str], tuple[str, str | None, str | None]] = {}
+    values = {fid: [str(v) for v in cf.get("value") or [] if v] for fid, cf in fields.items()
+              if isinstance(cf.get("value"), list)}
+    for n in range(len(journals) - 1, -1, -1):  # back from now: the multi-value fields' values
+        for fid in {str(d.get("name")) for d in journals[n].get("details") or [] if d.get("property") == "cf"}:
+            if fid not in fields:
+                continue
+            details = [d for d in journals[n].get("details") or [] if d.get("property") == "cf"
+                       and str(d.get("name")) == fid]
+            name = str(fields[fid]["name"])
+            if fid not in values:
+                last = details[-1]
+                out[(n, fid)] = (name, details[0].get("old_value") or None, last.get("new_value") or None)
+                continue
+            after = list(values[fid])
+            before = list(after)
+            for d in reversed(details):
+                if d.get("new_value") and str(d["new_value"]) in before:
+                    before.remove(str(d["new_value"]))
+                if d.get("old_value") and str(d["old_value"]) not in before:
+                    before.append(str(d["old_value"]))
+            values[fid] = before
+            if before != after:
+                out[(n, fid)] = (name, _joined(before), _joined(after))
+    return out
 
 
 def name_of(directory: Mapping[str, str], principal: int | None) -> str | None:
@@ -416,6 +486,9 @@ class RedmineTracker:
         self._served: str | None = None  # the Date of the answer with the journals last read (``_read``)
         self._unknown: set[int] = set()  # principal ids Redmine would not name
         self._formats: dict[str, str | None] | None = None  # custom field name -> field_format (admins only)
+        self._tracker_names: dict[str, str] | None = None  # tracker id -> name, listed once when needed
+        self._version_names: dict[str, str] = {}  # version id -> name (or the id, when Redmine hides it)
+        self._versions_listed = False
         self.mapper = Mapper(spec.labels_field, spec.due_field, options.remaining_field)
 
     # -- errors ------------------------------------------------------------------
@@ -593,7 +666,8 @@ class RedmineTracker:
     def _map_journals(self, full: dict[str, Any]) -> tuple[Event, ...]:
         statuses, priorities = self._names()
         return self.mapper.events(full, statuses, priorities, me=self._self_id(), agents=self._agent_ids(),
-                                  principals=self._principals(full))
+                                  principals=self._principals(full), trackers=self._trackers(full),
+                                  versions=self._versions(full))
 
     def _tracked(self, row: dict[str, Any], events: tuple[Event, ...]) -> Tracked:
         return self.mapper.tracked(row, events, self.directory)
@@ -664,6 +738,51 @@ class RedmineTracker:
                 name = current.get("name")  # what ``tracked`` shows for it
             names[pid] = name or pid
         return names
+
+    def _trackers(self, full: Mapping[str, Any]) -> dict[str, str]:
+        """The names of the trackers an issue's journals changed it between, by id:
+        the issue's own tracker as it shows it, the others from Redmine's list of
+        trackers, read once per adapter and only when a journal needs it."""
+        ids = detail_ids(full, "tracker_id")
+        if not ids:
+            return {}
+        current = full.get("tracker") or {}
+        known = {str(current["id"]): str(current.get("name"))} if current.get("id") is not None else {}
+        if ids - known.keys() and self._tracker_names is None:
+            self._tracker_names = {str(t.id): t.name for t in self._call(
+                "listing trackers", lambda: list(self.redmine.tracker.all()))}
+        return {**(self._tracker_names or {}), **known}
+
+    def _versions(self, full: Mapping[str, Any]) -> dict[str, str]:
+        """The names of the versions an issue's journals changed its target version
+        between, by id: the issue's own as it shows it, the others from the list of
+        the project's versions (shared ones included), read once per adapter and only
+        when a journal needs it, and, for one that list lacks (a subproject's), its
+        own ``GET /versions/ID``, once; one Redmine will not show stays its id."""
+        ids = detail_ids(full, "fixed_version_id")
+        if not ids:
+            return {}
+        current = full.get("fixed_version") or {}
+        if current.get("id") is not None and current.get("name"):
+            self._version_names[str(current["id"])] = str(current["name"])
+        if ids - self._version_names.keys() and not self._versions_listed:
+            self._versions_listed = True
+            listed = self._call("listing the project's versions", lambda: [
+                (str(v.id), str(v.name)) for v in self.redmine.version.filter(project_id=self.spec.project)])
+            self._version_names.update(dict(listed))
+        for vid in sorted(ids - self._version_names.keys()):
+            self._version_names[vid] = self._look_up_version(int(vid)) or vid
+        return {vid: self._version_names[vid] for vid in ids}
+
+    def _look_up_version(self, vid: int) -> str | None:
+        try:
+            raw: dict[str, Any] = self._call(f"reading version {vid}", lambda: self.redmine.version.get(vid).raw())
+        except AuthError:
+            raise
+        except TrackerError:  # deleted, or in a project the API user cannot see
+            return None
+        name = raw.get("name")
+        return str(name) if name else None
 
     def _look_up(self, pid: int) -> str | None:
         """A user's login or a group's name, by id, kept in the directory; ``None``

@@ -14,8 +14,10 @@ from typing import Any
 from .calendar import country_holidays
 from .model import METRICS
 from .positions import Loc
-from .schema import apply_revision
-from .values import parse_instant
+from .schema import EVENT_KEYS, EVENT_WORDS, apply_revision
+from .values import parse_duration, parse_instant
+
+LEVEL_KEYS = frozenset({"calendar", "description", *METRICS})
 
 
 def _mapping(value: Any) -> dict[str, Any]:
@@ -35,6 +37,9 @@ def semantic_problems(data: dict[str, Any], known_kinds: Sequence[str] | None) -
     out: list[tuple[Loc, str, bool]] = []
     calendars = _mapping(data.get("calendars"))
     levels = _mapping(data.get("levels"))
+    custom = _mapping(data.get("metrics"))
+    out += _metric_problems(custom)
+    metrics = (*METRICS, *(m for m in custom if m not in METRICS))
     defined: set[str] = set()
     for name, level in levels.items():
         level = _mapping(level)
@@ -43,12 +48,13 @@ def semantic_problems(data: dict[str, Any], known_kinds: Sequence[str] | None) -
             known = ", ".join(calendars) or "none"
             out.append((("levels", name, "calendar"),
                         f"level {name!r} names calendar {cal!r}, which is not defined (calendars: {known})", False))
-        targets = {m for m in METRICS if level.get(m)}
+        out += _custom_targets(("levels", name), level, custom, revision=False)
+        targets = {m for m in metrics if level.get(m)}
         defined |= targets
         if not targets:
             out.append((("levels", name),
                         f"level {name!r} sets no target: give it first_response, workaround and/or resolution", True))
-    out += _revision_problems(data, levels, calendars, defined)
+    out += _revision_problems(data, levels, calendars, defined, metrics, custom)
     rules = _seq(data.get("classify"))
     catch_all: int | None = None
     for i, rule in enumerate(rules):
@@ -58,6 +64,7 @@ def semantic_problems(data: dict[str, Any], known_kinds: Sequence[str] | None) -
             out.append((("classify", i, "level"),
                         f"rule {i + 1} names level {level_name!r}, which is not defined (levels: {', '.join(levels)})",
                         False))
+        out += _rule_problems(i, rule, calendars)
         if catch_all is not None:
             out.append((("classify", i),
                         f"rule {i + 1} is never reached: rule {catch_all + 1} before it always holds", False))
@@ -69,14 +76,24 @@ def semantic_problems(data: dict[str, Any], known_kinds: Sequence[str] | None) -
     for i, step in enumerate(_seq(data.get("escalate"))):
         step = _mapping(step)
         metric = str(step.get("when") or "").split(" ")[0]
-        if metric in METRICS and levels and metric not in defined:
+        if metric and metric not in metrics:
+            out.append((("escalate", i, "when"), f"{metric!r} is not a metric: write '<metric> <N>%' or "
+                                                 f"'<metric> breached', metric one of {', '.join(metrics)}", False))
+        elif metric in metrics and levels and metric not in defined:
             out.append((("escalate", i, "when"),
                         f"no level sets a {metric} target, so this step can never fire", False))
+        elif str(_mapping(custom.get(metric)).get("repeat")).lower() in ("true", "yes", "on", "1"):  # as pydantic
+            out.append((("escalate", i, "when"),
+                        f"{metric} repeats: escalation steps on a repeating metric are not supported yet "
+                        "(a step fires once per issue); escalate on a metric without repeat", False))
         if not any(step.get(k) for k in ("assign", "watchers", "add_labels", "comment", "notify")):
             out.append((("escalate", i),
                         "a step needs at least one action: assign, watchers, add_labels, comment or notify", False))
     due = _mapping(data.get("writeback")).get("due_date")  # the default may go unused
-    if due in METRICS and levels and due not in defined:
+    if isinstance(due, str) and due != "none" and due not in metrics:
+        out.append((("writeback", "due_date"), f"{due!r} is not a metric: use one of {', '.join(metrics)} or none",
+                    False))
+    elif due in metrics and levels and due not in defined:
         out.append((("writeback", "due_date"), f"no level sets a {due} target", False))
     for name, cal in calendars.items():
         cal = _mapping(cal)
@@ -201,8 +218,94 @@ def _label_problems(data: dict[str, Any]) -> list[tuple[Loc, str, bool]]:
     return out
 
 
+_EVENT_HELP = ("use created, resolved, reopened, {status: [..]}, {label: [..]}, {assignee: [..]}, "
+               "{priority: [..]}, {field: {NAME: [..]}}, {comment: agent} or {comment: customer}")
+
+
+def _metric_problems(custom: dict[str, Any]) -> list[tuple[Loc, str, bool]]:
+    """A custom metric is not named like a built-in one, and each event of its
+    ``start`` and ``stop`` is one the clocks know."""
+    out: list[tuple[Loc, str, bool]] = []
+    for name, spec in custom.items():
+        if name in METRICS:
+            out.append((("metrics", name), f"{name} is a built-in metric: give yours another name", True))
+            continue
+        if name in LEVEL_KEYS:
+            out.append((("metrics", name), f"{name!r} is a key of a level: give the metric another name", True))
+        for part in ("start", "stop"):
+            for i, event in enumerate(_seq(_mapping(spec).get(part))):
+                problem = _event_problem(event)
+                if problem:
+                    out.append((("metrics", name, part, i), problem, False))
+    return out
+
+
+def _event_problem(event: Any) -> str | None:
+    """What is wrong with one event of a metric's start or stop, or ``None``."""
+    if isinstance(event, str):
+        return None if event in EVENT_WORDS else f"unknown event {event!r}: {_EVENT_HELP}"
+    if not isinstance(event, dict):
+        return None  # the schema reports it
+    if len(event) != 1:
+        return f"an event is one key, not {len(event)} ({', '.join(map(str, event))}): {_EVENT_HELP}"
+    key, value = next(iter(event.items()))
+    if key not in EVENT_KEYS:
+        return f"unknown event {key!r}: {_EVENT_HELP}"
+    if key == "comment":
+        return None if value in ("agent", "customer") else f"comment: {value!r}: write agent or customer"
+    if key == "field":
+        if not isinstance(value, dict) or len(value) != 1:
+            return "field: name one custom field and its values, e.g. {field: {Severity: [critical]}}"
+        value = next(iter(value.values()))
+    values = value if isinstance(value, list) else [value]
+    if not values or not all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in values):
+        return f"{key}: give one or more values, e.g. {{{key}: [..]}}"
+    return None
+
+
+def _custom_targets(here: Loc, level: dict[str, Any], custom: dict[str, Any], *,
+                    revision: bool) -> list[tuple[Loc, str, bool]]:
+    """A level's keys beyond the built-in ones are targets of metrics of ``metrics:``."""
+    out: list[tuple[Loc, str, bool]] = []
+    for key, value in level.items():
+        if key in LEVEL_KEYS:
+            continue
+        if key not in custom:
+            known = ", ".join(custom) or "none defined"
+            out.append(((*here, key), f"unknown key {key!r}: a level takes calendar, description, first_response, "
+                                      f"workaround, resolution and the metrics of metrics: ({known})", True))
+        elif value is None and revision:
+            continue  # a revision removes the target
+        elif not isinstance(value, str):
+            out.append(((*here, key), f"{key}: write a duration like 30m, 4h or 2d", False))
+        else:
+            try:
+                parse_duration(value)
+            except ValueError as exc:
+                out.append(((*here, key), f"{key}: {exc}", False))
+    return out
+
+
+def _rule_problems(i: int, rule: dict[str, Any], calendars: dict[str, Any]) -> list[tuple[Loc, str, bool]]:
+    """A rule's own calendar exists; its contract period is not empty."""
+    out: list[tuple[Loc, str, bool]] = []
+    cal = rule.get("calendar")
+    if isinstance(cal, str) and cal not in calendars:
+        out.append((("classify", i, "calendar"), f"rule {i + 1} names calendar {cal!r}, which is not defined "
+                                                 f"(calendars: {', '.join(calendars) or 'none'})", False))
+    start, end = rule.get("from"), rule.get("until")
+    try:
+        empty = start is not None and end is not None and parse_instant(str(end)) <= parse_instant(str(start))
+    except ValueError:
+        empty = False  # the schema reports it
+    if empty:
+        out.append((("classify", i, "until"), f"rule {i + 1}: until ({end}) must come after from ({start})", False))
+    return out
+
+
 def _revision_problems(
-    data: dict[str, Any], levels: dict[str, Any], calendars: dict[str, Any], defined: set[str]
+    data: dict[str, Any], levels: dict[str, Any], calendars: dict[str, Any], defined: set[str],
+    metrics: tuple[str, ...] = METRICS, custom: dict[str, Any] | None = None,
 ) -> list[tuple[Loc, str, bool]]:
     """Revisions in increasing order, naming known levels and calendars, and
     leaving every level at least one target.  Adds the metrics that revisions
@@ -245,8 +348,9 @@ def _revision_problems(
                 out.append(((*here, "levels", name, "calendar"),
                             f"revision {i + 1} gives level {name!r} calendar {cal!r}, which is not defined "
                             f"(calendars: {', '.join(calendars) or 'none'})", False))
+            out += _custom_targets((*here, "levels", name), change, custom or {}, revision=True)
             current = apply_revision(current, {name: change})
-            targets = {m for m in METRICS if current[name].get(m)}
+            targets = {m for m in metrics if current[name].get(m)}
             defined |= targets
             if not targets:
                 out.append(((*here, "levels", name), f"revision {i + 1} leaves level {name!r} with no target", True))

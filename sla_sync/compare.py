@@ -115,8 +115,9 @@ class CompareBuilder:
                 cell[offset + 1] += 1
 
     def result(self) -> Comparison:
-        def rank(k: tuple[str, str]) -> tuple[int, str, int]:
-            return (self._order.get(k[0], len(self._order)), k[0], METRICS.index(k[1]))
+        def rank(k: tuple[str, str]) -> tuple[int, str, int, str]:  # built-in metrics first, then custom ones
+            built_in = METRICS.index(k[1]) if k[1] in METRICS else len(METRICS)
+            return (self._order.get(k[0], len(self._order)), k[0], built_in, k[1])
 
         rows = tuple(
             Row(level, metric, Side(c[0], c[1]), Side(c[2], c[3]))

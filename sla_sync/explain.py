@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from .calendar import Calendar, iso_utc
+from .custom import CustomMetric, custom_state, cycles_and_pauses, stretches
 from .model import Issue, SlaState, State
 from .policy import Level, Policy, Revision, issue_values
 from .timers import Timeline, build_timeline, metric_state, running_spans, stop_of
@@ -67,6 +68,7 @@ class Segment:
     elapsed_s: int
     over_target: bool = False
     reason: str | None = None
+    cycle: int | None = None  # a custom metric's cycle (1-based); elapsed_s counts within it
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +107,12 @@ def check_rules(issue: Issue, policy: Policy) -> tuple[RuleCheck, ...]:
             for key, allowed in rule.conditions
             for values in (issue_values(issue, key),)
         )
+        if rule.window is not None:  # the contract's period: the issue's creation in [from, until)
+            start, end = rule.window
+            inside = (start is None or issue.created_at >= start) and (end is None or issue.created_at < end)
+            period = (f"from {iso_utc(start) if start is not None else '-'} "
+                      f"until {iso_utc(end) if end is not None else '-'}")
+            conditions += (Condition("created", (period,), (iso_utc(issue.created_at) or "",), inside),)
         holds = all(c.holds for c in conditions)
         assert holds == rule.test(issue), "the explanation agrees with the classifier"
         out.append(RuleCheck(rule.number, rule.level, conditions, holds))
@@ -176,6 +184,36 @@ def metric_segments(
     return _merge_stopped(out)
 
 
+def custom_segments(metric: CustomMetric, issue: Issue, policy: Policy, calendar: Calendar, state: SlaState,
+                    now: int) -> tuple[Segment, ...]:
+    """A custom metric's timeline: each cycle from its start to its stop (or
+    ``now``), cut where it pauses, where working time begins or ends and at its
+    breach; ``cycle`` numbers them, and ``elapsed_s`` starts again with each.  A
+    stopped cycle lasts until the next one opens, or ``now``."""
+    cycles, marks, _ = cycles_and_pauses(metric, issue, now, policy.pause, policy.resolved)
+    out: list[Segment] = []
+    for number, cycle in enumerate(cycles, start=1):
+        end = cycle.closed if cycle.closed is not None else now
+        breach = state.breached_at if number == len(cycles) else None
+        elapsed = 0
+        for a, b, paused, status in stretches(cycle, end, marks):
+            if paused:
+                out.append(Segment(a, b, PAUSED, status, elapsed, breach is not None and a >= breach,
+                                   cycle=number))
+                continue
+            for x, y, working in _working(calendar, a, b):
+                for p, q in _cut(x, y, breach if working else None):
+                    elapsed += q - p if working else 0
+                    out.append(Segment(p, q, RUNNING if working else OFF_HOURS, status, elapsed,
+                                       breach is not None and p >= breach, cycle=number))
+        if cycle.closed is not None:  # stopped until the next cycle opens, or now
+            until = cycles[number].opened if number < len(cycles) else now
+            out.append(Segment(cycle.closed, max(until, cycle.closed), STOPPED,
+                               out[-1].status if out else issue.status, elapsed, False, "a stop event",
+                               cycle=number))
+    return tuple(out)
+
+
 def _merge_stopped(segments: list[Segment]) -> tuple[Segment, ...]:
     """Adjacent stopped segments of the same reason are one: once a clock has
     stopped, later status changes tell nothing about it."""
@@ -215,11 +253,19 @@ def explain(issue: Issue, policy: Policy, now: int) -> Explanation:
     rules = check_rules(issue, policy)
     matched = rules[-1]
     level: Level = policy.level_at(matched.level, issue.created_at)
+    own = policy.rules[matched.number - 1]
+    calendar = own.calendar or level.calendar
     timeline = build_timeline(issue, policy, now)
     stories = []
     for metric, target in level.targets.items():
-        state = metric_state(metric, target, timeline, policy, level.calendar, now)
-        stories.append(MetricStory(metric, state, metric_segments(metric, timeline, policy, level.calendar, state)))
+        if metric in policy.custom:
+            state = custom_state(policy.custom[metric], target, issue, calendar, now, policy.pause, policy.resolved,
+                                 policy.warn_share)
+            segments = custom_segments(policy.custom[metric], issue, policy, calendar, state, now)
+            stories.append(MetricStory(metric, state, segments))
+            continue
+        state = metric_state(metric, target, timeline, policy, calendar, now)
+        stories.append(MetricStory(metric, state, metric_segments(metric, timeline, policy, calendar, state)))
     return Explanation(
         key=issue.key,
         title=issue.title,
@@ -230,8 +276,8 @@ def explain(issue: Issue, policy: Policy, now: int) -> Explanation:
         rule=matched.number,
         rules=rules,
         revision=policy.revision_at(issue.created_at),
-        calendar_name=level.calendar_name,
-        calendar=level.calendar,
+        calendar_name=own.calendar_name or level.calendar_name,
+        calendar=calendar,
         metrics=tuple(stories),
     )
 
@@ -274,6 +320,8 @@ def _state_line(story: MetricStory, calendar: Calendar) -> str:
         parts.append(f"due {local_text(s.due_at, calendar)}")
     if s.stopped_at is not None:
         parts.append(f"stopped at {local_text(s.stopped_at, calendar)}")
+    if s.cycles is not None:
+        parts.append(f"{s.cycles} cycle{'' if s.cycles == 1 else 's'}, {s.breached_cycles} breached")
     return ", ".join(parts)
 
 
@@ -308,9 +356,10 @@ def explanation_lines(expl: Explanation) -> list[str]:
         lines.append("")
         lines.append(_state_line(story, cal))
         for seg in story.segments:
+            cycle = f"cycle {seg.cycle}: " if seg.cycle is not None else ""
             lines.append(
                 f"  {local_text(seg.start, cal)} -> {local_text(seg.end, cal)}  "
-                f"{segment_text(seg)}; elapsed {format_duration(seg.elapsed_s)}"
+                f"{cycle}{segment_text(seg)}; elapsed {format_duration(seg.elapsed_s)}"
             )
     return lines
 
@@ -348,11 +397,14 @@ def explanation_to_json(expl: Explanation) -> dict[str, Any]:
                 "breached_at": iso_utc(story.state.breached_at),
                 "breached_at_local": local(story.state.breached_at),
                 "stopped_at": iso_utc(story.state.stopped_at),
+                **({} if story.state.cycles is None else {
+                    "cycles": story.state.cycles, "breached_cycles": story.state.breached_cycles}),
                 "segments": [
                     {"start": iso_utc(s.start), "end": iso_utc(s.end),
                      "start_local": local(s.start), "end_local": local(s.end),
                      "kind": s.kind, "status": s.status, "elapsed_s": s.elapsed_s,
-                     "over_target": s.over_target, "reason": s.reason}
+                     "over_target": s.over_target, "reason": s.reason,
+                     **({} if s.cycle is None else {"cycle": s.cycle})}
                     for s in story.segments
                 ],
             }

@@ -19,8 +19,20 @@ from .values import format_duration
 
 PALETTE = ("#2563eb", "#ea580c", "#16a34a", "#9333ea", "#dc2626", "#0891b2", "#ca8a04", "#db2777", "#4b5563")
 METRIC_COLOURS = {"first_response": "#2563eb", "workaround": "#ca8a04", "resolution": "#dc2626"}
+CUSTOM_COLOURS = ("#7c3aed", "#0d9488", "#db2777", "#65a30d", "#ea580c", "#475569")  # custom metrics, in turn
 MET, BREACHED = "#16a34a", "#dc2626"
 LABELS = {"first_response": "first response", "workaround": "workaround", "resolution": "resolution"}
+
+
+def _label(metric: str) -> str:
+    return LABELS.get(metric, metric.replace("_", " "))
+
+
+def _colour(metric: str, metrics: tuple[str, ...]) -> str:
+    if metric in METRIC_COLOURS:
+        return METRIC_COLOURS[metric]
+    custom = [m for m in metrics if m not in METRIC_COLOURS]
+    return CUSTOM_COLOURS[custom.index(metric) % len(CUSTOM_COLOURS) if metric in custom else 0]
 
 CSS = """
 body{font-family:"DejaVu Sans","Liberation Sans",Arial,sans-serif;margin:24px 32px;color:#111827;background:#fff}
@@ -130,8 +142,8 @@ def compliance_chart(series: Series, weeks: list[int], metric: str) -> str:
         if len(points) > 1:
             parts.insert(0, f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{" ".join(points)}"/>')
     if not legend:
-        return f'<p class="none">No {LABELS[metric]} clock has stopped or breached yet.</p>'
-    return _legend(legend) + _svg(parts, f"compliance of {LABELS[metric]} per level and week")
+        return f'<p class="none">No {_label(metric)} clock has stopped or breached yet.</p>'
+    return _legend(legend) + _svg(parts, f"compliance of {_label(metric)} per level and week")
 
 
 def breaches_chart(series: Series, weeks: list[int]) -> str:
@@ -152,11 +164,11 @@ def breaches_chart(series: Series, weeks: list[int]) -> str:
             y0, y1 = _y(base, y_max), _y(base + count, y_max)
             parts.append(
                 f'<rect x="{_x(i, len(weeks)) - bar / 2:.1f}" y="{y1:.1f}" width="{bar:.1f}" height="{y0 - y1:.1f}" '
-                f'fill="{METRIC_COLOURS[metric]}"><title>week of {_week_label(week)}: '
-                f'{count} {LABELS[metric]} breaches</title></rect>'
+                f'fill="{_colour(metric, series.metrics)}"><title>week of {_week_label(week)}: '
+                f'{count} {_label(metric)} breaches</title></rect>'
             )
             base += count
-    legend = [(LABELS[m], METRIC_COLOURS[m]) for m in series.metrics]
+    legend = [(_label(m), _colour(m, series.metrics)) for m in series.metrics]
     return _legend(legend) + _svg(parts, "breaches per week")
 
 
@@ -198,7 +210,7 @@ def distribution_chart(series: Series, metric: str, level: str) -> str:
     parts.append(f'<text x="{target_x + 4:.1f}" y="12">target</text>')
     targets = ", ".join(format_duration(t) for t in series.targets.get((metric, level), ()))
     title = f"{escape(level)}: target {escape(targets)}, {sum(counts)} stopped"
-    return f'<div><h3>{title}</h3>{_svg(parts, f"{LABELS[metric]} of {level} against the target", width, height)}</div>'
+    return f'<div><h3>{title}</h3>{_svg(parts, f"{_label(metric)} of {level} against the target", width, height)}</div>'
 
 
 def csat_chart(series: Series, weeks: list[int]) -> str:
@@ -292,7 +304,7 @@ def render_html(report: Report) -> str:
         "<h2>Compliance per level over time</h2>",
         '<p class="meta">Met / (met + breached), issues by the week they were created.</p>',
         '<div class="row">' + "".join(
-            f"<div><h3>{LABELS[m]}</h3>{compliance_chart(series, weeks, m)}</div>" for m in series.metrics
+            f"<div><h3>{_label(m)}</h3>{compliance_chart(series, weeks, m)}</div>" for m in series.metrics
         ) + "</div>",
         "<h2>Breaches per week</h2>",
         '<p class="meta">Each breach in the week its target was passed.</p>',
@@ -305,7 +317,7 @@ def render_html(report: Report) -> str:
         if metric not in series.metrics:
             continue
         charts = "".join(distribution_chart(series, metric, level) for level in series.levels)
-        sections.append(f"<h3>{LABELS[metric]}</h3>"
+        sections.append(f"<h3>{_label(metric)}</h3>"
                         + (f'<div class="row">{charts}</div>' if charts else '<p class="none">No stopped clock.</p>'))
     sections += [
         "<h2>Customer satisfaction over time</h2>",

@@ -115,11 +115,14 @@ class State(StrEnum):
     PAUSED = "paused"
     MET = "met"
     BREACHED = "breached"
+    NOT_STARTED = "not_started"  # a custom metric none of whose start events happened yet
 
 
 @_as_dataclass
 class SlaState(msgspec.Struct, frozen=True, gc=False):
-    """One metric's clock at ``now`` (seconds are whole working seconds)."""
+    """One metric's clock at ``now`` (seconds are whole working seconds).  A custom
+    metric's (``metrics:``) is that of its current cycle, with how many cycles it
+    had and how many of them breached; a built-in one has ``None`` there."""
 
     metric: str
     state: State
@@ -130,6 +133,8 @@ class SlaState(msgspec.Struct, frozen=True, gc=False):
     due_at: int | None
     breached_at: int | None
     stopped_at: int | None
+    cycles: int | None = None
+    breached_cycles: int | None = None
 
 
 @_as_dataclass

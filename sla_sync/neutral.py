@@ -32,7 +32,7 @@ import msgspec
 import orjson
 
 from .calendar import DAY, iso_utc
-from .model import Event, Issue, IssueSla, State
+from .model import Event, Issue, IssueSla, SlaState, State
 
 EVENT_KINDS = ("comment", "status", "label", "field")
 EARLIEST, LATEST = 0, 7_258_118_400  # 1970-01-01 and 2200-01-01, UTC
@@ -53,8 +53,6 @@ def parse_timestamp(value: Any, key: str) -> int:
         raise ValueError(f"{key}: {value!r} is out of range: sla-sync handles instants from 1970 to 2199")
     return instant
 
-
-DAY_SECONDS = 86_400
 
 # The dates ("YYYY-MM-DD") and the times of day ("THH:MM:SSZ") of the instants read so
 # far in the form ``iso_utc`` writes: such an instant is the sum of its date's midnight
@@ -266,20 +264,25 @@ def sla_to_json(sla: IssueSla) -> dict[str, Any]:
     return {
         "key": sla.key,
         "level": sla.level,
-        "metrics": {
-            name: {
-                "state": m.state.value,
-                "at_risk": m.at_risk,
-                "target_s": m.target_s,
-                "elapsed_s": m.elapsed_s,
-                "remaining_s": m.remaining_s,
-                "due_at": _moment(m.due_at),
-                "breached_at": _moment(m.breached_at),
-                "stopped_at": _moment(m.stopped_at),
-            }
-            for name, m in sla.metrics.items()
-        },
+        "metrics": {name: _metric_json(m) for name, m in sla.metrics.items()},
     }
+
+
+def _metric_json(m: SlaState) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "state": m.state.value,
+        "at_risk": m.at_risk,
+        "target_s": m.target_s,
+        "elapsed_s": m.elapsed_s,
+        "remaining_s": m.remaining_s,
+        "due_at": _moment(m.due_at),
+        "breached_at": _moment(m.breached_at),
+        "stopped_at": _moment(m.stopped_at),
+    }
+    if m.cycles is not None:  # a custom metric's (``metrics:``)
+        out["cycles"] = m.cycles
+        out["breached_cycles"] = m.breached_cycles
+    return out
 
 
 class LineError(ValueError):
@@ -436,10 +439,17 @@ class _MetricOut(msgspec.Struct, gc=False):
     stopped_at: str | None
 
 
+class _CustomOut(_MetricOut, gc=False):
+    """A custom metric's (``metrics:``): a built-in one's keys, then its cycles."""
+
+    cycles: int
+    breached_cycles: int
+
+
 class _SlaOut(msgspec.Struct, gc=False):
     key: str
     level: str
-    metrics: dict[str, _MetricOut]
+    metrics: dict[str, _MetricOut | _CustomOut]
 
 
 # The texts of the dates and of the times of day written so far, by day and by second
@@ -449,10 +459,10 @@ _TIME_TEXTS: dict[int, str] = {}
 
 
 def _iso(instant: int) -> str:
-    day, second = divmod(instant, DAY_SECONDS)
+    day, second = divmod(instant, DAY)
     date_text = _DAY_TEXTS.get(day)
     if date_text is None:
-        date_text = _DAY_TEXTS[day] = datetime.fromtimestamp(day * DAY_SECONDS, UTC).date().isoformat()
+        date_text = _DAY_TEXTS[day] = datetime.fromtimestamp(day * DAY, UTC).date().isoformat()
     time_text = _TIME_TEXTS.get(second)
     if time_text is None:
         hours, rest = divmod(second, 3600)
@@ -474,15 +484,19 @@ class SlaWriter:
 
     def write(self, sla: IssueSla) -> None:
         """Add one issue's line."""
-        metrics = {}
+        metrics: dict[str, _MetricOut | _CustomOut] = {}
         for name, m in sla.metrics.items():
             due = None if m.due_at is None else _iso(m.due_at)
             breached = due  # a breach's due instant is its breach instant
             if m.breached_at != m.due_at:
                 breached = None if m.breached_at is None else _iso(m.breached_at)
             stopped = None if m.stopped_at is None else _iso(m.stopped_at)
-            metrics[name] = _MetricOut(m.state, m.at_risk, m.target_s, m.elapsed_s, m.remaining_s, due, breached,
-                                       stopped)
+            if m.cycles is None:
+                metrics[name] = _MetricOut(m.state, m.at_risk, m.target_s, m.elapsed_s, m.remaining_s, due, breached,
+                                           stopped)
+            else:
+                metrics[name] = _CustomOut(m.state, m.at_risk, m.target_s, m.elapsed_s, m.remaining_s, due, breached,
+                                           stopped, m.cycles, m.breached_cycles or 0)
         buffer = self._buffer
         self._encode_into(_SlaOut(sla.key, sla.level, metrics), buffer, -1)
         buffer.append(10)  # b"\n"

@@ -92,7 +92,7 @@ class IssuePlan:
 
 def step_due(step: Step, metric: SlaState | None) -> bool:
     """Whether an escalation step's condition holds for its metric now."""
-    if metric is None or metric.stopped_at is not None:
+    if metric is None or metric.stopped_at is not None or metric.state is State.NOT_STARTED:
         return False
     if step.share is None:
         return metric.state is State.BREACHED
@@ -246,7 +246,7 @@ def remaining_value(metric: SlaState | None, step_s: int) -> str | None:
     """The remaining-time field's value for the ``due_date`` metric: working hours
     left, rounded down to a whole ``step_s`` (so that it changes once per step), or
     ``None`` to leave the field alone (no such metric, or met)."""
-    if metric is None or metric.state is State.MET:
+    if metric is None or metric.state in (State.MET, State.NOT_STARTED):
         return None
     return format_hours(metric.remaining_s // step_s * step_s)
 

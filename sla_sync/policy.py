@@ -23,11 +23,13 @@ from pydantic import ValidationError
 
 from .calendar import DAY, AlwaysCalendar, Calendar, Interval, country_holidays
 from .checks import semantic_problems
+from .custom import CustomMetric, compile_trigger
 from .model import METRICS, Issue
 from .positions import PolicyError, Problem, dotted, pydantic_problems, read_yaml
 from .schema import (
     CalendarSpec,
     ChannelSpec,
+    MetricSpec,
     PolicyFile,
     RuleSpec,
     StepSpec,
@@ -127,12 +129,17 @@ Predicate = Callable[[Issue], bool]
 
 @dataclass(frozen=True)
 class Rule:
-    """A compiled classification rule."""
+    """A compiled classification rule; ``calendar`` (a rule's own) runs the clocks
+    of the issues it classifies instead of the level's; ``window``: the rule holds
+    only for issues created in ``[from, until)`` (a contract's period)."""
 
     number: int
     level: str
     conditions: tuple[tuple[str, frozenset[str]], ...]
     test: Predicate
+    calendar_name: str | None = None
+    calendar: Calendar | None = None
+    window: tuple[int | None, int | None] | None = None
 
 
 def issue_values(issue: Issue, key: str) -> tuple[str, ...]:
@@ -150,13 +157,30 @@ def issue_values(issue: Issue, key: str) -> tuple[str, ...]:
     return () if value is None else (str(value),)
 
 
-def _compile_rule(number: int, spec: RuleSpec) -> Rule:
+def _compile_rule(number: int, spec: RuleSpec, calendars: Mapping[str, Calendar]) -> Rule:
     conditions = tuple((key, frozenset(values)) for key, values in (spec.when or {}).items())
+    start = parse_instant(spec.from_) if spec.from_ is not None else None
+    end = parse_instant(spec.until) if spec.until is not None else None
 
     def test(issue: Issue) -> bool:
         return all(not allowed.isdisjoint(issue_values(issue, key)) for key, allowed in conditions)
 
-    return Rule(number, spec.level, conditions, test)
+    if start is not None or end is not None:
+        values_hold = test
+
+        def test(issue: Issue) -> bool:
+            created = issue.created_at
+            return (start is None or created >= start) and (end is None or created < end) and values_hold(issue)
+
+    calendar = calendars[spec.calendar] if spec.calendar is not None else None
+    window = (start, end) if start is not None or end is not None else None
+    return Rule(number, spec.level, conditions, test, spec.calendar, calendar, window)
+
+
+def _compile_metric(name: str, spec: MetricSpec) -> CustomMetric:
+    pause = tuple((key, frozenset(values)) for key, values in spec.pause_when.items()) if spec.pause_when else None
+    start, stop = tuple(compile_trigger(e) for e in spec.start), tuple(compile_trigger(e) for e in spec.stop)
+    return CustomMetric(name, start, stop, pause, spec.pause_statuses, spec.repeat)
 
 
 def managed_labels(prefix: str, levels: Iterable[str]) -> frozenset[str]:
@@ -236,6 +260,7 @@ class Policy:
     reconcile_s: int = 0  # a full pass once the last one is this old (0: every pass is a full one)
     notify: Notify = field(default_factory=lambda: Notify())
     digests: tuple[Digest, ...] = ()
+    custom: Mapping[str, CustomMetric] = field(default_factory=dict)  # ``metrics:``, by name
 
     @property
     def name(self) -> str:
@@ -284,6 +309,22 @@ class Policy:
         revision = self.revision_at(created_at)
         return revision.levels[name] if revision is not None else self.levels[name]
 
+    @property
+    def uses_milestones(self) -> bool:
+        """Whether the policy reads an issue's milestone: a ``classify`` rule's ``if``
+        names it, or a custom metric's ``pause_when`` does (read over the history).
+        GitLab keeps milestone changes in a list of their own, a request per changed
+        issue: its adapter reads it only then."""
+        conditions = [c for rule in self.rules for c in rule.conditions]
+        conditions += [c for m in self.custom.values() for c in (m.pause_when or ())]
+        return any(key == "milestone" for key, _ in conditions)
+
+    def calendar_of(self, rule: int | None, level: Level) -> Calendar:
+        """The calendar an issue's clocks run on: its rule's own (``classify``'s
+        ``calendar:``), else its level's."""
+        own = self.rules[rule - 1].calendar if rule is not None and 0 < rule <= len(self.rules) else None
+        return own if own is not None else level.calendar
+
     def classify(self, issue: Issue) -> Rule:
         """The first rule that holds for the issue's current values."""
         for rule in self.rules:
@@ -305,8 +346,9 @@ def state_key(name: str, tracker: TrackerSpec | None) -> str:
 def compile_policy(spec: PolicyFile, source: str = "<policy>") -> Policy:
     """Build calendars and compile levels, rules, steps and revisions of a validated spec."""
     calendars = {name: build_calendar(c) for name, c in spec.calendars.items()}
-    levels = {name: _compile_level(name, lv.model_dump(), calendars) for name, lv in spec.levels.items()}
-    revisions = _compile_revisions(spec, calendars, levels)
+    metrics = (*METRICS, *spec.metrics)
+    levels = {name: _compile_level(name, lv.model_dump(), calendars, metrics) for name, lv in spec.levels.items()}
+    revisions = _compile_revisions(spec, calendars, levels, metrics)
     steps = []
     for i, step in enumerate(spec.escalate):
         metric, cond = step.when.split(None, 1)
@@ -317,7 +359,7 @@ def compile_policy(spec: PolicyFile, source: str = "<policy>") -> Policy:
         spec=spec,
         source=source,
         levels=levels,
-        rules=tuple(_compile_rule(i + 1, r) for i, r in enumerate(spec.classify)),
+        rules=tuple(_compile_rule(i + 1, r, calendars) for i, r in enumerate(spec.classify)),
         steps=tuple(steps),
         pause=frozenset(spec.clock.pause_statuses),
         resolved=frozenset(spec.clock.resolved_statuses),
@@ -345,20 +387,22 @@ def compile_policy(spec: PolicyFile, source: str = "<policy>") -> Policy:
                       calendars[spec.notify.quiet_outside] if spec.notify.quiet_outside else None),
         digests=tuple(Digest(i + 1, d.channel, d.at, d.calendar, calendars[d.calendar] if d.calendar else None)
                       for i, d in enumerate(spec.digest)),
+        custom={name: _compile_metric(name, m) for name, m in spec.metrics.items()},
     )
 
 
-def _compile_level(name: str, values: Mapping[str, Any], calendars: Mapping[str, Calendar]) -> Level:
+def _compile_level(name: str, values: Mapping[str, Any], calendars: Mapping[str, Calendar],
+                   metrics: Sequence[str] = METRICS) -> Level:
     return Level(
         name,
         values["calendar"],
         calendars[values["calendar"]],
-        {m: parse_duration(values[m]) for m in METRICS if values.get(m)},
+        {m: parse_duration(values[m]) for m in metrics if values.get(m)},
     )
 
 
 def _compile_revisions(
-    spec: PolicyFile, calendars: Mapping[str, Calendar], base: Mapping[str, Level]
+    spec: PolicyFile, calendars: Mapping[str, Calendar], base: Mapping[str, Level], metrics: Sequence[str] = METRICS
 ) -> tuple[Revision, ...]:
     """Each revision's full levels: the ones before it, with its changes on top.
     Unchanged levels are shared (the same ``Level`` object) across revisions."""
@@ -369,7 +413,7 @@ def _compile_revisions(
         changes = {name: change.model_dump(exclude_unset=True) for name, change in rev.levels.items()}
         current = apply_revision(current, changes)
         for name in changes:
-            levels[name] = _compile_level(name, current[name], calendars)
+            levels[name] = _compile_level(name, current[name], calendars, metrics)
         out.append(Revision(i + 1, parse_instant(rev.effective_from), dict(levels), rev.description))
     return tuple(out)
 

@@ -65,6 +65,10 @@ class MetricStats:
     compliance: float | None  # met / (met + breached); None when both are zero
     median_elapsed_s: int | None  # over stopped metrics (nearest rank)
     p90_elapsed_s: int | None
+    not_started: int = 0  # custom metrics: issues whose clock never started
+    cycles: int | None = None  # custom metrics: every cycle of every issue (None: a built-in metric)
+    breached_cycles: int = 0
+    cycle_compliance: float | None = None  # decided cycles not breached / decided cycles (an open one is undecided)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,20 +212,30 @@ def group_name(group_by: str, issue: Issue, sla: IssueSla) -> str:
 def policy_metrics(policy: Policy) -> tuple[str, ...]:
     """The metrics some level of the policy (in some revision) sets a target for."""
     levels = [*policy.levels.values(), *(lv for r in policy.revisions for lv in r.levels.values())]
-    return tuple(m for m in METRICS if any(m in lv.targets for lv in levels))
+    return tuple(m for m in (*METRICS, *policy.custom) if any(m in lv.targets for lv in levels))
 
 
 # -- the accumulators ------------------------------------------------------------------
 
 
 class _MetricAcc:
-    __slots__ = ("breached", "elapsed", "met", "paused", "running")
+    __slots__ = ("breached", "breached_cycles", "cycles", "decided_cycles", "elapsed", "met", "not_started",
+                 "paused", "running")
 
     def __init__(self) -> None:
-        self.met = self.breached = self.running = self.paused = 0
+        self.met = self.breached = self.running = self.paused = self.not_started = 0
+        self.cycles: int | None = None
+        self.breached_cycles = self.decided_cycles = 0
         self.elapsed: Counter[int] = Counter()  # exact elapsed seconds of stopped metrics
 
     def add(self, m: SlaState) -> None:
+        if m.cycles is not None:  # a custom metric: count its cycles (an open one not breached is undecided)
+            self.cycles = (self.cycles or 0) + m.cycles
+            self.breached_cycles += m.breached_cycles or 0
+            self.decided_cycles += m.cycles - (m.state in (State.RUNNING, State.PAUSED))
+        if m.state is State.NOT_STARTED:  # its clock never started: no state to count
+            self.not_started += 1
+            return
         if m.state is State.MET:
             self.met += 1
         elif m.state is State.BREACHED:
@@ -243,6 +257,11 @@ class _MetricAcc:
             compliance=self.met / decided if decided else None,
             median_elapsed_s=nearest_rank(self.elapsed, 50),
             p90_elapsed_s=nearest_rank(self.elapsed, 90),
+            not_started=self.not_started,
+            cycles=self.cycles,
+            breached_cycles=self.breached_cycles,
+            cycle_compliance=((self.decided_cycles - self.breached_cycles) / self.decided_cycles
+                              if self.decided_cycles else None),
         )
 
 
@@ -417,19 +436,24 @@ def group_to_json(group: GroupStats) -> dict[str, Any]:
         "solved": group.solved,
         "at_risk_open": group.at_risk_open,
         "csat": {"answers": group.csat.answers, "average": _round(group.csat.average, 2)},
-        "metrics": {
-            name: {
-                "met": m.met,
-                "breached": m.breached,
-                "running": m.running,
-                "paused": m.paused,
-                "compliance": _round(m.compliance, 4),
-                "median_elapsed_s": m.median_elapsed_s,
-                "p90_elapsed_s": m.p90_elapsed_s,
-            }
-            for name, m in group.metrics.items()
-        },
+        "metrics": {name: _metric_stats_json(m) for name, m in group.metrics.items()},
     }
+
+
+def _metric_stats_json(m: MetricStats) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "met": m.met,
+        "breached": m.breached,
+        "running": m.running,
+        "paused": m.paused,
+        "compliance": _round(m.compliance, 4),
+        "median_elapsed_s": m.median_elapsed_s,
+        "p90_elapsed_s": m.p90_elapsed_s,
+    }
+    if m.cycles is not None:  # a custom metric (``metrics:``): its cycles too
+        out |= {"not_started": m.not_started, "cycles": m.cycles, "breached_cycles": m.breached_cycles,
+                "cycle_compliance": _round(m.cycle_compliance, 4)}
+    return out
 
 
 def report_to_json(report: Report) -> dict[str, Any]:

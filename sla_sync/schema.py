@@ -237,7 +237,11 @@ class CalendarSpec(_Frozen):
 
 
 class LevelSpec(_Frozen):
-    """A priority level: the calendar its clocks run on, and the targets."""
+    """A priority level: the calendar its clocks run on, and the targets (those of
+    the built-in metrics, and of the metrics of ``metrics:`` by their names)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow", json_schema_extra={
+        "additionalProperties": {"type": "string", "description": "the target of a metric of `metrics:`"}})
 
     calendar: str
     first_response: Duration | None = None
@@ -254,6 +258,9 @@ def _check_effective(text: str) -> str:
 class LevelChange(_Frozen):
     """A level as a revision changes it: only the keys written change; ``null``
     removes a target."""
+
+    model_config = ConfigDict(frozen=True, extra="allow", json_schema_extra={
+        "additionalProperties": {"type": ["string", "null"], "description": "a metric of `metrics:`"}})
 
     calendar: str | None = None
     first_response: Duration | None = None
@@ -283,6 +290,11 @@ class RuleSpec(_Frozen):
 
     when: dict[str, Names] | None = Field(None, alias="if")
     level: str
+    calendar: str | None = Field(None, description="the calendar of the issues this rule classifies (not the level's)")
+    from_: Annotated[str, AfterValidator(_check_effective)] | None = Field(
+        None, alias="from", description="the rule holds for issues created at or after this date or instant")
+    until: Annotated[str, AfterValidator(_check_effective)] | None = Field(
+        None, description="...and before this one (a contract's period)")
 
     @field_validator("when")
     @classmethod
@@ -295,6 +307,41 @@ class RuleSpec(_Frozen):
         return value
 
 
+EVENT_WORDS = ("created", "resolved", "reopened")
+EVENT_KEYS = ("status", "label", "assignee", "priority", "field", "comment")
+CONDITION_KEYS = ("priority", "type", "status", "labels", "assignee", "project", "milestone")
+
+# An event of a metric's start or stop: a word, or a one-key mapping (the semantic
+# checks, ``sla_sync.checks``, say what is wrong with one, where it is).
+EventSpec = Annotated[
+    str | dict[str, Any],
+    Field(description="created, resolved, reopened, {status: [..]}, {label: [..]}, {assignee: [..]}, "
+                      "{priority: [..]}, {field: {NAME: [..]}}, {comment: agent} or {comment: customer}"),
+]
+
+
+class MetricSpec(_Frozen):
+    """A metric of your own: a clock that starts at any of ``start``'s events and
+    stops at any of ``stop``'s, paused while ``pause_when`` holds (and in the
+    pause statuses, unless ``pause_statuses: false``); with ``repeat``, a start
+    after a stop opens a new cycle."""
+
+    start: tuple[EventSpec, ...] = Field(min_length=1)
+    stop: tuple[EventSpec, ...] = Field(min_length=1)
+    pause_when: dict[str, Names] | None = Field(None, description="a condition, in the language of classify's if")
+    pause_statuses: bool = True
+    repeat: bool = False
+    description: str | None = None
+
+    @field_validator("pause_when")
+    @classmethod
+    def _keys(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        for key in value or {}:
+            if key not in CONDITION_KEYS and not (key.startswith("fields.") and len(key) > 7):
+                raise ValueError(f"unknown condition {key!r}: use one of {', '.join(CONDITION_KEYS)} or fields.NAME")
+        return value
+
+
 class ClockSpec(_Frozen):
     """Which statuses and labels pause, resolve, or provide a workaround."""
 
@@ -304,7 +351,7 @@ class ClockSpec(_Frozen):
     workaround_labels: Names = ()
 
 
-_WHEN = re.compile(r"^(first_response|workaround|resolution)\s+(breached|\d{1,3}(?:\.\d+)?\s*%)$")
+_WHEN = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s+(breached|\d{1,3}(?:\.\d+)?\s*%)$")
 
 
 class StepSpec(_Frozen):
@@ -326,7 +373,7 @@ class StepSpec(_Frozen):
         if not m:
             raise ValueError(
                 f"{value!r}: write it as '<metric> <N>%' or '<metric> breached', "
-                f"metric one of {', '.join(METRICS)}"
+                f"metric one of {', '.join(METRICS)} or of `metrics:`"
             )
         if m.group(2) != "breached":
             parse_percent(m.group(2))
@@ -336,7 +383,8 @@ class StepSpec(_Frozen):
 class WritebackSpec(_Frozen):
     """What sla-sync writes into the tracker."""
 
-    due_date: Literal["first_response", "workaround", "resolution", "none"] = "resolution"
+    due_date: str = Field(default="resolution", description="the metric whose due instant is written: "
+                          "first_response, workaround, resolution, one of `metrics:`, or none")
     labels: bool = True
     label_prefix: str = "sla:"
     on_manual_change: Literal["keep", "override"] = "keep"
@@ -408,6 +456,8 @@ class PolicyFile(_Frozen):
     name: str
     tracker: AnyTrackerSpec | None = None
     calendars: dict[str, CalendarSpec]
+    metrics: dict[str, MetricSpec] = Field(default_factory=dict,
+                                           description="metrics of your own: start, stop and pause conditions")
     levels: dict[str, LevelSpec]
     revisions: tuple[RevisionSpec, ...] = Field((), description="dated changes of the levels, oldest first")
     classify: tuple[RuleSpec, ...]

@@ -38,7 +38,8 @@ from operator import attrgetter, itemgetter
 
 import msgspec
 
-from .calendar import Calendar, NoWorkingTimeError
+from .calendar import Calendar, NoWorkingTimeError, reach
+from .custom import custom_state
 from .model import Event, Issue, IssueSla, SlaState, State
 from .policy import Level, Policy, Rule, issue_values
 
@@ -176,17 +177,6 @@ def _totals(timeline: Timeline, calendar: Calendar) -> list[int]:
     return calendar.running_totals(points)
 
 
-def _reach(calendar: Calendar, spans: Sequence[Span], target: int) -> int | None:
-    """The instant at which the working time over ``spans`` reaches ``target``
-    (``add_working_seconds`` from the span's start, on the totals already read)."""
-    done = 0
-    for a, total, worked in spans:
-        if done + worked >= target:
-            return a if target <= done else calendar.instant_at(total + target - done)
-        done += worked
-    return None
-
-
 def _state(metric: str, target: int, timeline: Timeline, policy: Policy, calendar: Calendar, now: int,
            totals: Sequence[int], not_resolving: frozenset[str]) -> SlaState:
     """``metric_state`` with the running totals of ``_totals`` and the statuses in
@@ -221,7 +211,7 @@ def _state(metric: str, target: int, timeline: Timeline, policy: Policy, calenda
     at_risk = False
     if elapsed > target:
         state = _BREACHED
-        breached_at = due_at = _reach(calendar, spans, target)
+        breached_at = due_at = reach(calendar, spans, target)
     elif stopped_at is not None:
         state = _MET
     elif timeline.status_now in policy.pause:
@@ -230,7 +220,7 @@ def _state(metric: str, target: int, timeline: Timeline, policy: Policy, calenda
         state = _RUNNING
         at_risk = elapsed * 100 >= policy.warn_share * target
         if elapsed >= target:  # reached exactly: the instant it was
-            due_at = _reach(calendar, spans, target)
+            due_at = reach(calendar, spans, target)
         else:  # None when the calendar has no working time to reach it within ten years
             try:
                 due_at = calendar.add_working_seconds(now, target - elapsed)
@@ -261,12 +251,17 @@ def evaluate(issue: Issue, policy: Policy, now: int) -> IssueSla:
 
 def _evaluate(issue: Issue, policy: Policy, now: int, rule: Rule, level: Level,
               not_resolving: frozenset[str]) -> IssueSla:
-    calendar = level.calendar
+    calendar = rule.calendar or level.calendar
     timeline = build_timeline(issue, policy, now)
     totals = _totals(timeline, calendar)  # shared by the metrics, which share the calendar
     metrics = {}
+    custom = policy.custom
     for metric, target in level.targets.items():
-        metrics[metric] = _state(metric, target, timeline, policy, calendar, now, totals, not_resolving)
+        if custom and metric in custom:
+            metrics[metric] = custom_state(custom[metric], target, issue, calendar, now, policy.pause,
+                                           policy.resolved, policy.warn_share)
+        else:
+            metrics[metric] = _state(metric, target, timeline, policy, calendar, now, totals, not_resolving)
     return IssueSla(issue.key, level.name, metrics, rule.number, calendar.tz.key)
 
 
@@ -280,7 +275,15 @@ class Clocks:
 
     def __init__(self, policy: Policy, now: int) -> None:
         self.policy, self.now = policy, now
-        self._key = _classification_key(tuple(dict.fromkeys(k for rule in policy.rules for k, _ in rule.conditions)))
+        key = _classification_key(tuple(dict.fromkeys(k for rule in policy.rules for k, _ in rule.conditions)))
+        windows = [rule.window for rule in policy.rules if rule.window is not None]
+        if windows:  # a contract's period: which periods the creation lies in is part of the key
+            def key_and_periods(issue: Issue) -> object:
+                at = issue.created_at
+                return key(issue), tuple((a is None or at >= a) and (b is None or at < b) for a, b in windows)
+
+            key = key_and_periods
+        self._key = key
         self._not_resolving = policy.pause | policy.resolved
         self._rules: dict[object, Rule] = {}
 

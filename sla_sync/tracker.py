@@ -80,6 +80,7 @@ class AdapterOptions:
     remaining_field: str | None = None  # writeback.remaining_field: the number field for the time left
     remaining_step_s: int = 3600  # writeback.remaining_step (an integer field needs whole hours)
     health_status: bool = False  # writeback.health_status (GitLab)
+    milestones: bool = False  # the policy reads the milestone: GitLab reads its history (``Policy.uses_milestones``)
 
 
 @runtime_checkable
@@ -177,5 +178,6 @@ def open_tracker(
         remaining_field=policy.writeback.remaining_field,
         remaining_step_s=policy.writeback.remaining_step_s,
         health_status=policy.writeback.health_status,
+        milestones=policy.uses_milestones,
     )
     return load_factory(spec.kind)(spec, tracker_secret(policy, env), options)

@@ -55,7 +55,7 @@ def next_change(
 ) -> Upcoming | None:
     """The earliest instant after ``now`` at which time alone changes the plan of
     this issue (``fired``: the steps already fired), or ``None`` (nothing runs)."""
-    calendar = policy.level_at(sla.level, created_at).calendar
+    calendar = policy.calendar_of(sla.rule, policy.level_at(sla.level, created_at))  # a rule's own, else the level's
     wb = policy.writeback
     found: list[Upcoming] = []
 

@@ -78,9 +78,10 @@ def check(
             typer.echo(clash)
             continue
         read.append((path, policy))
+        custom = f", {len(policy.custom)} custom metrics" if policy.custom else ""
         typer.echo(
             f"{path}: ok ({len(policy.levels)} levels, {len(policy.rules)} rules, "
-            f"{len(policy.calendars)} calendars, {len(policy.steps)} escalation steps)"
+            f"{len(policy.calendars)} calendars, {len(policy.steps)} escalation steps{custom})"
         )
         if online:
             todo = check_online(policy)

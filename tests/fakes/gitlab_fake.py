@@ -3,9 +3,13 @@
 A real HTTP server (``tests.fakes.http.FakeServer``) that python-gitlab talks to
 over loopback.  It is stateful: a write is visible on the next read, every change
 moves the issue's ``updated_at``, label and state changes are recorded as
-resource events with the acting user (as GitLab does), due-date and assignee
-changes leave system notes, and a note mentioning ``@someone`` makes them a
-participant.  The payloads follow the shapes in
+resource events with the acting user (as GitLab does), and so are milestone
+changes (``resource_milestone_events``: one ``add`` of the new milestone, or one
+``remove`` of the old, per change, as ``ResourceEvents::ChangeMilestoneService``
+records them; an issue created with a milestone gets an ``add`` at its creation),
+due-date, assignee and type changes leave system notes ("changed type from issue
+to incident", as ``SystemNotes::IssuablesService#change_issue_type`` words it), and
+a note mentioning ``@someone`` makes them a participant.  The payloads follow the shapes in
 ``/work/shared/tracker-payloads/gitlab/`` (GitLab's own API documentation).
 
 Endpoints (all under ``/api/v4``): ``GET /user``, ``GET /users?username=``,
@@ -14,8 +18,9 @@ Endpoints (all under ``/api/v4``): ``GET /user``, ``GET /users?username=``,
 ``GET /projects/:id/members/all/:user_id``, ``GET|POST /projects/:id/issues``,
 ``GET|PUT /projects/:id/issues/:iid``, ``GET|POST .../notes``,
 ``GET .../resource_state_events``, ``GET .../resource_label_events``,
-``GET .../participants``, and ``POST /api/graphql`` for the one mutation sla-sync
-sends (``updateIssue`` with ``healthStatus``).  Lists are paginated like GitLab (``page``,
+``GET .../resource_milestone_events``, ``GET .../participants``, and
+``POST /api/graphql`` for the one mutation sla-sync sends (``updateIssue`` with
+``healthStatus``).  Lists are paginated like GitLab (``page``,
 ``per_page`` up to 100, ``Link`` with ``rel="next"``, ``X-Next-Page``, ``X-Page``,
 ``X-Per-Page``, ``X-Total``, ``X-Total-Pages``).  Errors carry GitLab's bodies:
 ``{"message": "401 Unauthorized"}``, ``{"message": "404 Project Not Found"}``,
@@ -124,6 +129,13 @@ class Label:
 
 
 @dataclass
+class Milestone:
+    id: int
+    iid: int
+    title: str
+
+
+@dataclass
 class Issue:
     id: int
     iid: int
@@ -145,6 +157,7 @@ class Issue:
     notes: list[dict[str, Any]] = field(default_factory=list)
     label_events: list[dict[str, Any]] = field(default_factory=list)
     state_events: list[dict[str, Any]] = field(default_factory=list)
+    milestone_events: list[dict[str, Any]] = field(default_factory=list)
     mentioned: set[str] = field(default_factory=set)
 
 
@@ -156,6 +169,7 @@ class Project:
     labels: dict[str, Label] = field(default_factory=dict)
     issues: dict[int, Issue] = field(default_factory=dict)
     next_iid: int = 1
+    milestones: dict[str, Milestone] = field(default_factory=dict)  # title -> milestone
 
 
 class GitLabFake(FakeServer):
@@ -239,14 +253,17 @@ class GitLabFake(FakeServer):
                      milestone: str | None = None, issue_type: str = "issue", description: str = "",
                      record_labels: bool = True) -> int:
         """A new issue; its labels are recorded as label events at ``created_at``
-        (as GitLab does) unless ``record_labels`` is false.  Returns the iid."""
+        (as GitLab does) unless ``record_labels`` is false, and its milestone (made
+        if missing) as a milestone event.  Returns the iid."""
         with self.lock:
             proj = self.project(project)
             user = self.user(author)
             issue = Issue(self._next("issue", 500), proj.next_iid, proj.id, title, user.id, created_at, created_at,
-                          description=description, due_date=due_date, milestone=milestone, issue_type=issue_type)
+                          description=description, due_date=due_date, issue_type=issue_type)
             proj.next_iid += 1
             proj.issues[issue.iid] = issue
+            if milestone:
+                self._milestone(proj, issue, self._ensure_milestone(proj, milestone), user, created_at, bump=False)
             self._ensure_labels(proj, labels)
             if record_labels:
                 self._relabel(proj, issue, list(labels), [], user, created_at, bump=False)
@@ -286,6 +303,26 @@ class GitLabFake(FakeServer):
         with self.lock:
             proj = self.project(project)
             self._assign(proj, proj.issues[iid], [self.user(n).id for n in usernames], self.user(by), at or self.now)
+
+    def add_milestone(self, project: str | int, title: str) -> Milestone:
+        """A project milestone (the one of that title if there is one)."""
+        with self.lock:
+            return self._ensure_milestone(self.project(project), title)
+
+    def set_milestone(self, project: str | int, iid: int, title: str | None, *, by: str,
+                      at: datetime | None = None) -> None:
+        """A person sets the issue's milestone (made if missing), or removes it (``None``)."""
+        with self.lock:
+            proj = self.project(project)
+            found = self._ensure_milestone(proj, title) if title else None
+            self._milestone(proj, proj.issues[iid], found, self.user(by), at or self.now)
+
+    def set_issue_type(self, project: str | int, iid: int, issue_type: str, *, by: str,
+                       at: datetime | None = None) -> None:
+        """A person changes the issue's type (``issue``, ``incident``, ``test_case``, ``task``)."""
+        with self.lock:
+            proj = self.project(project)
+            self._issue_type(proj, proj.issues[iid], issue_type, self.user(by), at or self.now)
 
     def set_health_status(self, project: str | int, iid: int, health: str | None, *, by: str,
                           at: datetime | None = None) -> None:
@@ -356,6 +393,11 @@ class GitLabFake(FakeServer):
                   if namespace and (g.path == namespace or namespace.startswith(g.path + "/"))]
         return max(levels, default=0)
 
+    def _ensure_milestone(self, proj: Project, title: str) -> Milestone:
+        if title not in proj.milestones:
+            proj.milestones[title] = Milestone(self._next("milestone", 60), len(proj.milestones) + 1, title)
+        return proj.milestones[title]
+
     def _ensure_labels(self, proj: Project, labels: Iterable[str]) -> None:
         for name in labels:
             if name not in proj.labels:
@@ -423,6 +465,34 @@ class GitLabFake(FakeServer):
         self._note(proj, issue, text, user, at, system=True)
         return True
 
+    def _milestone(self, proj: Project, issue: Issue, milestone: Milestone | None, user: User, at: datetime, *,
+                   bump: bool = True) -> bool:
+        """One milestone event per change (ResourceEvents::ChangeMilestoneService):
+        ``add`` of the new milestone, or ``remove`` of the old one."""
+        old = proj.milestones.get(issue.milestone) if issue.milestone else None
+        if (milestone.title if milestone else None) == issue.milestone:
+            return False
+        issue.milestone = milestone.title if milestone else None
+        shown = milestone or old
+        issue.milestone_events.append({
+            "id": self._next("milestone_event", 140), "user": self._user_json(user), "created_at": stamp(at),
+            "resource_type": "Issue", "resource_id": issue.id,
+            "milestone": self._milestone_json(proj, shown) if shown else None,
+            "action": "add" if milestone else "remove",
+        })
+        if bump:
+            self._touch(issue, at)
+        return True
+
+    def _issue_type(self, proj: Project, issue: Issue, issue_type: str, user: User, at: datetime) -> bool:
+        if issue_type == issue.issue_type:
+            return False
+        old, issue.issue_type = issue.issue_type, issue_type
+        # as SystemNotes::IssuablesService#change_issue_type words it (humanize(capitalize: false))
+        self._note(proj, issue, f"changed type from {old.replace('_', ' ')} to {issue_type.replace('_', ' ')}",
+                   user, at, system=True)
+        return True
+
     def _health(self, proj: Project, issue: Issue, health: str | None, user: User, at: datetime) -> bool:
         if health == issue.health_status:
             return False
@@ -473,14 +543,16 @@ class GitLabFake(FakeServer):
         return {"id": user.id, "username": user.username, "name": user.name, "state": "active",
                 "avatar_url": None, "web_url": f"{self._base()}/{user.username}"}
 
+    def _milestone_json(self, proj: Project, m: Milestone) -> dict[str, Any]:
+        return {"id": m.id, "iid": m.iid, "project_id": proj.id, "title": m.title, "description": "",
+                "state": "active", "created_at": "2016-01-04T15:31:39.996Z", "updated_at": "2016-01-04T15:31:39.996Z",
+                "due_date": None, "start_date": None, "web_url": f"{self._base()}/{proj.path}/-/milestones/{m.iid}"}
+
     def _issue_json(self, proj: Project, issue: Issue) -> dict[str, Any]:
         people = [self._user_json(self.users[i]) for i in issue.assignee_ids]
         closed_by = self._user_json(self.users[issue.closed_by]) if issue.closed_by else None
-        milestone = None
-        if issue.milestone:
-            milestone = {"id": 17, "iid": 2, "project_id": proj.id, "title": issue.milestone, "description": "",
-                         "state": "active", "due_date": None, "created_at": "2016-01-04T15:31:39.996Z",
-                         "updated_at": "2016-01-04T15:31:39.996Z"}
+        known = proj.milestones.get(issue.milestone) if issue.milestone else None
+        milestone = self._milestone_json(proj, known) if known else None
         web = f"{self._base()}/{proj.path}/-/issues/{issue.iid}"
         links = f"{self._base()}{API}/projects/{proj.id}"
         extra = {"health_status": issue.health_status} if self.premium else {}
@@ -604,6 +676,7 @@ class GitLabFake(FakeServer):
             ("POST", "/projects/{pid}/issues/{iid}/notes", self._create_note),
             ("GET", "/projects/{pid}/issues/{iid}/resource_state_events", self._state_events),
             ("GET", "/projects/{pid}/issues/{iid}/resource_label_events", self._label_events),
+            ("GET", "/projects/{pid}/issues/{iid}/resource_milestone_events", self._milestone_events),
             ("GET", "/projects/{pid}/issues/{iid}/participants", self._participants),
         ]
         for method, template, handler in table:
@@ -742,6 +815,13 @@ class GitLabFake(FakeServer):
             raw = data.get("assignee_ids", [data.get("assignee_id")])
             ids = [int(v) for v in (raw if isinstance(raw, list) else names(raw)) if v not in (None, "", 0, "0")]
             self._assign(proj, issue, ids, me, at)
+        if "milestone_id" in data:
+            wanted = str(data["milestone_id"] or "")
+            found = next((m for m in proj.milestones.values() if str(m.id) == wanted), None)
+            if found is not None or wanted in ("", "0"):  # GitLab ignores a milestone of another project
+                self._milestone(proj, issue, found, me, at)
+        if data.get("issue_type"):
+            self._issue_type(proj, issue, str(data["issue_type"]), me, at)
         if data.get("state_event"):
             self._state(proj, issue, str(data["state_event"]), me, at)
         if issue.updated_at != before:  # one request, one new version
@@ -756,6 +836,8 @@ class GitLabFake(FakeServer):
                 date.fromisoformat(str(due))
             except ValueError:
                 raise HttpError(400, "due_date", body={"error": "due_date is invalid"}) from None
+        if data.get("issue_type") not in (None, "", "issue", "incident", "test_case", "task"):
+            raise HttpError(400, "issue_type", body={"error": "issue_type does not have a valid value"})
         if data.get("state_event") not in (None, "", "close", "reopen"):
             raise HttpError(400, "state_event", body={"error": "state_event does not have a valid value"})
         if "title" in data and len(str(data["title"] or "")) > 255:
@@ -787,6 +869,9 @@ class GitLabFake(FakeServer):
 
     def _label_events(self, request: Request) -> Reply:
         return self._page(request, self._issue(request)[1].label_events)
+
+    def _milestone_events(self, request: Request) -> Reply:
+        return self._page(request, self._issue(request)[1].milestone_events)
 
     def _graphql(self, request: Request) -> Reply:
         """``updateIssue(input: {projectPath, iid, healthStatus})``, with variables

@@ -17,7 +17,7 @@ item ``"field": "fields"``, it follows the real v2 captures and Jira's behaviour
   ``expand=changelog`` embeds at most ``changelog_cap`` histories (``total`` says
   how many there are), ``expand=names`` adds the field names;
 - ``issue/{key}`` GET and PUT (``fields``: duedate, assignee, labels, priority,
-  custom fields; ``update.labels`` add/remove/set; a number field takes a JSON
+  issuetype, fixVersions, custom fields; ``update.labels`` add/remove/set; a number field takes a JSON
   number only and answers it as a float, ``3.0``, as Jira does), ``issue/{key}/changelog``
   (Cloud only, paged), comments GET (``expand=properties``) and POST (JSM's
   ``sd.public.comment`` property makes a comment internal: ``jsdPublic: false``),
@@ -197,6 +197,7 @@ class JiraFake(FakeServer):
         self.statuses = dict(DEFAULT_STATUSES)
         self.priorities = list(DEFAULT_PRIORITIES)
         self.issuetypes = list(DEFAULT_TYPES)
+        self.versions: list[str] = []  # the project versions by name; a version's id is 10000 + its index
         self.custom_fields: dict[str, CustomField] = {}
         self.issues: dict[str, FakeIssue] = {}
         self.log: list[Request] = []
@@ -279,11 +280,12 @@ class JiraFake(FakeServer):
             self._record(issue, by, _utc(at), [item])
 
     def edit(self, key: str, *, at: datetime | None = None, by: str, **values: Any) -> None:
-        """A person edits fields (duedate, assignee (login), labels, priority, customfield_N)."""
+        """A person edits fields (duedate, assignee (login), labels, priority, issuetype
+        (a name), fixVersions (a list of names), customfield_N)."""
         with self.lock:
             issue = self.issues[key]
-            items = [self._set(issue, name, value) for name, value in values.items()]
-            self._record(issue, by, _utc(at) if at else self._tick(), [i for i in items if i])
+            items = [i for name, value in values.items() for i in self._changes(issue, name, value)]
+            self._record(issue, by, _utc(at) if at else self._tick(), items)
 
     def comment(self, key: str, body: str, *, at: datetime, by: str, public: bool = True,
                 properties: list[dict[str, Any]] | None = None) -> None:
@@ -460,8 +462,8 @@ class JiraFake(FakeServer):
             "created": self.ts(issue.created),
             "updated": self.ts(issue.updated),
             "duedate": issue.duedate,
-            "fixVersions": [{"self": f"{self.url}/rest/api/2/version/{10000 + i}", "id": str(10000 + i), "name": n,
-                             "archived": False, "released": False} for i, n in enumerate(issue.fix_versions)],
+            "fixVersions": [{"self": f"{self.url}/rest/api/2/version/{self._version_id(n)}", "id": self._version_id(n),
+                             "name": n, "archived": False, "released": False} for n in issue.fix_versions],
             "resolution": {"name": "Done"} if self.statuses[issue.status] == "done" else None,
             "comment": {"comments": [self._comment_json(issue, c, version, False) for c in comments],
                         "self": f"{self.url}/rest/api/{version}/issue/{issue.id}/comment",
@@ -744,8 +746,8 @@ class JiraFake(FakeServer):
         if errors:
             raise jira_error(400, **errors)
         at = self._tick()
-        items = [self._set(issue, name, value) for name, value in planned]
-        self._record(issue, self.api_user, at, [i for i in items if i])
+        items = [i for name, value in planned for i in self._changes(issue, name, value)]
+        self._record(issue, self.api_user, at, items)
         return Reply(204)
 
     def _parse_value(self, name: str, value: Any) -> Any:
@@ -774,6 +776,18 @@ class JiraFake(FakeServer):
             if wanted not in self.priorities:
                 raise ValueError("The priority selected is invalid.")
             return wanted
+        if name == "issuetype":
+            wanted = value.get("name") if isinstance(value, dict) else None
+            if isinstance(value, dict) and "id" in value and str(value["id"]).isdigit():
+                index = int(value["id"]) - 10000
+                wanted = self.issuetypes[index] if 0 <= index < len(self.issuetypes) else None
+            if wanted not in self.issuetypes:
+                raise ValueError("Specify a valid issue type")
+            return wanted
+        if name == "fixVersions":
+            if not isinstance(value, list) or not all(isinstance(v, dict) and v.get("name") for v in value):
+                raise ValueError("Fix Version/s: each version is an object with a name")
+            return [str(v["name"]) for v in value]
         if name in self.custom_fields:
             return self._custom_value(self.custom_fields[name], value)
         raise ValueError(f"Field '{name}' cannot be set. It is not on the appropriate screen, or unknown.")
@@ -827,6 +841,13 @@ class JiraFake(FakeServer):
         return {"field": name or field_id, "fieldtype": "custom" if custom else "jira", "fieldId": field_id,
                 "from": from_, "fromString": from_s, "to": to, "toString": to_s}
 
+    def _changes(self, issue: FakeIssue, name: str, value: Any) -> list[dict[str, Any]]:
+        """Set one field; its changelog items (none if nothing changed)."""
+        if name == "fixVersions":
+            return self._set_versions(issue, list(value))
+        item = self._set(issue, name, value)
+        return [item] if item else []
+
     def _set(self, issue: FakeIssue, name: str, value: Any) -> dict[str, Any] | None:
         """Set one field (stored form); the changelog item, or ``None`` if nothing changed."""
         if name == "status":
@@ -858,6 +879,16 @@ class JiraFake(FakeServer):
             old, issue.priority = issue.priority, value
             return self._item("priority", str(self.priorities.index(old) + 1) if old else None, old,
                               str(self.priorities.index(value) + 1), value)
+        if name == "issuetype":
+            if value not in self.issuetypes:
+                self.issuetypes.append(value)
+            if value == issue.issuetype:
+                return None
+            old, issue.issuetype = issue.issuetype, value
+            return self._item("issuetype", str(self.issuetypes.index(old) + 10000), old,
+                              str(self.issuetypes.index(value) + 10000), value)
+        if name == "fixVersions":
+            raise AssertionError("fixVersions: one item per version, see _set_versions")
         f = self.custom_fields[name]
         value = self._custom_value(f, value)
         if value == issue.custom.get(name):
@@ -871,6 +902,21 @@ class JiraFake(FakeServer):
             return None if v is None else (self.ts(v) if isinstance(v, datetime) else str(v))
 
         return self._item(name, text(old), text(old), text(value), text(value), name=f.name, custom=True)
+
+    def _version_id(self, name: str) -> str:
+        if name not in self.versions:
+            self.versions.append(name)
+        return str(10000 + self.versions.index(name))
+
+    def _set_versions(self, issue: FakeIssue, names: list[str]) -> list[dict[str, Any]]:
+        """Set the fix versions; Jira records one item per version added (``to``) or
+        removed (``from``), field ``Fix Version``, id ``fixVersions``."""
+        wanted = list(dict.fromkeys(names))
+        gone = [n for n in issue.fix_versions if n not in wanted]
+        new = [n for n in wanted if n not in issue.fix_versions]
+        issue.fix_versions = wanted
+        return ([self._item("fixVersions", self._version_id(n), n, None, None, name="Fix Version") for n in gone]
+                + [self._item("fixVersions", None, None, self._version_id(n), n, name="Fix Version") for n in new])
 
     def _record(self, issue: FakeIssue, by: str, at: datetime, items: list[dict[str, Any]]) -> None:
         self.now = max(self.now, at)

@@ -1,0 +1,331 @@
+"""Custom metrics (``metrics:``): clocks with start, stop and pause conditions, and
+cycles.  Pure: no I/O, no clock reads.
+
+A metric's clock runs in **cycles**.  The issue's history, up to ``now``, is taken
+as a sequence of events in time order: ``created`` first, then each value the issue
+had at creation as its own event at ``created_at`` (its status, each label, its
+assignee, its priority, each custom field, in that order), then the history's events
+(ties keep the history's order).  Per event:
+
+1. an open cycle closes if the event is one of ``stop``'s;
+2. then a cycle opens if none is open, the event is one of ``start``'s, and the
+   metric repeats or has had no cycle yet.
+
+A start while a cycle is open does nothing (``next_reply`` runs from the oldest
+unanswered customer comment); a stop while none is open does nothing.  Events:
+
+- ``created``; ``resolved`` (a move from a status not in ``clock.resolved_statuses``
+  into one), ``reopened`` (the reverse; Resolved → Closed is neither);
+- ``{status: [..]}`` (enters one of them), ``{label: [..]}`` (one is added),
+  ``{assignee: [..]}``, ``{priority: [..]}`` (changes to one of them),
+  ``{field: {NAME: [..]}}`` (the custom field ``NAME`` changes to one of them);
+- ``{comment: agent}`` / ``{comment: customer}``: a public comment by an agent / by
+  anyone else; sla-sync's own notes are neither.
+
+Within a cycle the clock runs in the working time of the calendar, except while it
+is **paused**: while ``pause_when`` holds of the issue's values (the language of
+``classify``'s ``if``), or, unless ``pause_statuses: false``, while the status is one
+of ``clock.pause_statuses``.  A resolved status by itself neither stops nor pauses a
+custom metric.  Each cycle has its own elapsed time against the full target; the
+metric's state is that of its current cycle (the open one, else the last).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Any
+
+from .calendar import Calendar, NoWorkingTimeError, reach
+from .model import Event, Issue, SlaState, State
+
+Condition = tuple[tuple[str, frozenset[str]], ...]
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """One event of a metric's ``start`` or ``stop``, compiled."""
+
+    kind: str  # created, resolved, reopened, status, label, assignee, priority, field, comment
+    values: frozenset[str] = frozenset()
+    field: str | None = None  # kind field: the custom field's name
+    who: str | None = None  # kind comment: agent or customer
+
+
+@dataclass(frozen=True)
+class CustomMetric:
+    """A metric of ``metrics:``, compiled."""
+
+    name: str
+    start: tuple[Trigger, ...]
+    stop: tuple[Trigger, ...]
+    pause_when: Condition | None = None
+    pause_statuses: bool = True
+    repeat: bool = False
+
+
+def compile_trigger(raw: str | Mapping[str, Any]) -> Trigger:
+    """A validated event of ``start``/``stop`` (``sla_sync.checks`` vouches for it)."""
+    if isinstance(raw, str):
+        return Trigger(raw)
+    key, value = next(iter(raw.items()))
+    if key == "comment":
+        return Trigger("comment", who=str(value))
+    if key == "field":
+        name, value = next(iter(value.items()))
+        return Trigger("field", _names(value), field=str(name))
+    return Trigger(key, _names(value))
+
+
+def _names(value: Any) -> frozenset[str]:
+    return frozenset(str(v) for v in (value if isinstance(value, (list, tuple)) else [value]))
+
+
+@dataclass(frozen=True)
+class Happening:
+    """One event of the sequence the cycles are read from (see the module docstring)."""
+
+    at: int
+    created: bool = False
+    status: str | None = None  # the status entered
+    resolved: bool = False
+    reopened: bool = False
+    labels: tuple[str, ...] = ()  # labels added
+    changed: str | None = None  # assignee, priority or a custom field's name
+    value: str | None = None  # its new value
+    comment: str | None = None  # agent or customer
+
+
+def matches(trigger: Trigger, h: Happening) -> bool:
+    kind = trigger.kind
+    if kind == "created":
+        return h.created
+    if kind == "resolved":
+        return h.resolved
+    if kind == "reopened":
+        return h.reopened
+    if kind == "status":
+        return h.status is not None and h.status in trigger.values
+    if kind == "label":
+        return not trigger.values.isdisjoint(h.labels)
+    if kind == "comment":
+        return h.comment == trigger.who
+    name = trigger.field if kind == "field" else kind
+    return h.changed == name and h.value is not None and h.value in trigger.values
+
+
+@dataclass
+class _Values:
+    """The issue's values at one instant, as conditions read them."""
+
+    status: str
+    priority: str | None
+    type: str | None
+    assignee: str | None
+    milestone: str | None
+    project: str | None
+    labels: set[str]
+    fields: dict[str, str | None]
+
+    def get(self, key: str) -> tuple[str, ...]:
+        if key == "labels":
+            return tuple(self.labels)
+        value = self.fields.get(key[7:]) if key.startswith("fields.") else getattr(self, key)
+        return () if value is None else (value,)
+
+    def copy(self) -> _Values:
+        return _Values(self.status, self.priority, self.type, self.assignee, self.milestone, self.project,
+                       set(self.labels), dict(self.fields))
+
+
+def holds(condition: Condition, values: _Values) -> bool:
+    """``classify``'s ``if``: every key holds, a key holds when any value matches."""
+    return all(not allowed.isdisjoint(values.get(key)) for key, allowed in condition)
+
+
+_ATTRIBUTES = ("priority", "type", "assignee", "milestone")
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def initial_values(issue: Issue) -> _Values:
+    """The issue's values at creation: each one's first recorded change's ``from``,
+    else its value now; the labels now with the history's label changes undone."""
+    firsts: dict[str, Event] = {}
+    first_status: Event | None = None
+    for e in issue.events:
+        if e.kind == "status" and first_status is None:
+            first_status = e
+        elif e.kind == "field" and e.field is not None and e.field not in firsts:
+            firsts[e.field] = e
+    status = (first_status.from_ if first_status is not None else None) or issue.status
+    labels = set(issue.labels)
+    for e in reversed(issue.events):
+        if e.kind == "label":
+            labels = (labels - set(e.added)) | set(e.removed)
+
+    def at_creation(name: str, now: str | None) -> str | None:
+        first = firsts.get(name)
+        return first.from_ if first is not None else now
+
+    fields = {name: at_creation(name, _text(value)) for name, value in issue.fields.items()}
+    for name in firsts:
+        if name not in _ATTRIBUTES and name not in ("due_date", "status") and name not in fields:
+            fields[name] = firsts[name].from_
+    return _Values(status, at_creation("priority", issue.priority), at_creation("type", issue.type),
+                   at_creation("assignee", issue.assignee), at_creation("milestone", issue.milestone),
+                   issue.project, labels, fields)
+
+
+def happenings(issue: Issue, now: int, resolved: frozenset[str]) -> Iterator[tuple[Happening, _Values]]:
+    """The events the cycles are read from, each with the issue's values after it."""
+    created = issue.created_at
+    values = initial_values(issue)
+    yield Happening(created, created=True), values
+    yield Happening(created, status=values.status), values
+    for label in sorted(values.labels):
+        yield Happening(created, labels=(label,)), values
+    for name in ("assignee", "priority"):
+        value = getattr(values, name)
+        if value is not None:
+            yield Happening(created, changed=name, value=value), values
+    for name, value in values.fields.items():
+        if value is not None:
+            yield Happening(created, changed=name, value=value), values
+    events: Sequence[Event] = issue.events
+    if any(b.at < a.at for a, b in pairwise(events)):
+        events = sorted(events, key=lambda e: e.at)
+    for e in events:
+        if e.at > now:
+            break
+        at = e.at if e.at > created else created
+        kind = e.kind
+        if kind == "status":
+            before = values.status
+            after = e.to or before
+            values = values.copy()
+            values.status = after
+            yield Happening(at, status=after, resolved=before not in resolved and after in resolved,
+                            reopened=before in resolved and after not in resolved), values
+        elif kind == "label":
+            values = values.copy()
+            values.labels = (values.labels - set(e.removed)) | set(e.added)
+            yield Happening(at, labels=tuple(e.added)), values
+        elif kind == "field" and e.field is not None:
+            values = values.copy()
+            if e.field in _ATTRIBUTES:
+                setattr(values, e.field, e.to)
+            elif e.field not in ("due_date", "status"):
+                values.fields[e.field] = e.to
+            yield Happening(at, changed=e.field, value=e.to), values
+        elif kind == "comment" and e.public and not e.by_self:
+            yield Happening(at, comment="agent" if e.by_agent else "customer"), values
+
+
+@dataclass(frozen=True)
+class Cycle:
+    """One cycle of a custom metric: when it opened and closed (``None``: open)."""
+
+    opened: int
+    closed: int | None
+
+
+Mark = tuple[int, bool, str]  # from this instant on: paused or not, and the status
+
+
+def cycles_and_pauses(metric: CustomMetric, issue: Issue, now: int, pause: frozenset[str],
+                      resolved: frozenset[str]) -> tuple[list[Cycle], list[Mark], bool]:
+    """The metric's cycles up to ``now``; the instants at which it becomes paused or
+    not, or the status changes (``(at, paused, status)``, the first at creation);
+    whether it is paused now."""
+    cycles: list[Cycle] = []
+    opened: int | None = None
+    marks: list[Mark] = []
+    paused = False
+    for h, values in happenings(issue, now, resolved):
+        if opened is not None and any(matches(t, h) for t in metric.stop):
+            cycles.append(Cycle(opened, h.at))
+            opened = None
+        if opened is None and (metric.repeat or not cycles) and any(matches(t, h) for t in metric.start):
+            opened = h.at
+        paused = (metric.pause_statuses and values.status in pause) or (
+            metric.pause_when is not None and holds(metric.pause_when, values))
+        mark = (h.at, paused, values.status)
+        if not marks or marks[-1][1:] != mark[1:]:
+            if marks and marks[-1][0] == h.at:
+                marks[-1] = mark
+            else:
+                marks.append(mark)
+    if opened is not None:
+        cycles.append(Cycle(opened, None))
+    return cycles, marks, paused
+
+
+def stretches(cycle: Cycle, end: int, marks: Sequence[Mark]) -> Iterator[tuple[int, int, bool, str]]:
+    """``[cycle.opened, end)`` cut where the clock pauses or resumes, or the status
+    changes: ``(start, end, paused, status)``."""
+    for i, (at, paused, status) in enumerate(marks):
+        until = marks[i + 1][0] if i + 1 < len(marks) else end
+        a, b = max(at, cycle.opened), min(until, end)
+        if b > a:
+            yield a, b, paused, status
+
+
+def _running(cycle: Cycle, end: int, marks: Sequence[Mark]) -> list[tuple[int, int]]:
+    """The stretches of ``[cycle.opened, end)`` in which the clock is not paused."""
+    out: list[tuple[int, int]] = []
+    for a, b, paused, _ in stretches(cycle, end, marks):
+        if not paused:
+            if out and out[-1][1] == a:
+                out[-1] = (out[-1][0], b)
+            else:
+                out.append((a, b))
+    return out
+
+
+def custom_state(metric: CustomMetric, target: int, issue: Issue, calendar: Calendar, now: int,
+                 pause: frozenset[str], resolved: frozenset[str], warn_share: float) -> SlaState:
+    """The metric's state at ``now``: that of its current cycle, with ``cycles`` and
+    ``breached_cycles``; ``not_started`` before its first start event."""
+    cycles, marks, paused_now = cycles_and_pauses(metric, issue, now, pause, resolved)
+    if not cycles:
+        return SlaState(metric.name, State.NOT_STARTED, False, target, 0, target, None, None, None, 0, 0)
+    breached_cycles = 0
+    figures: list[tuple[int, list[tuple[int, int, int]]]] = []
+    for cycle in cycles:
+        spans = _running(cycle, cycle.closed if cycle.closed is not None else now, marks)
+        totals = calendar.running_totals([x for span in spans for x in span]) if spans else []
+        worked = [(a, totals[2 * i], totals[2 * i + 1] - totals[2 * i]) for i, (a, _) in enumerate(spans)]
+        elapsed = sum(w for _, _, w in worked)
+        breached_cycles += elapsed > target
+        figures.append((elapsed, worked))
+    current = cycles[-1]
+    elapsed, worked = figures[-1]
+    breached_at = due_at = None
+    at_risk = False
+    if elapsed > target:
+        state = State.BREACHED
+        breached_at = due_at = reach(calendar, worked, target)
+    elif current.closed is not None:
+        state = State.MET
+    elif paused_now:
+        state = State.PAUSED
+    else:
+        state = State.RUNNING
+        at_risk = elapsed * 100 >= warn_share * target
+        if elapsed >= target:
+            due_at = reach(calendar, worked, target)
+        else:
+            try:
+                due_at = calendar.add_working_seconds(now, target - elapsed)
+            except NoWorkingTimeError:
+                due_at = None
+    return SlaState(metric.name, state, at_risk, target, elapsed, target - elapsed, due_at, breached_at,
+                    current.closed, len(cycles), breached_cycles)
