@@ -52,10 +52,21 @@ class Trigger:
     field: str | None = None  # kind field: the custom field's name
     who: str | None = None  # kind comment: agent or customer
 
+    @property
+    def facets(self) -> frozenset[str]:
+        """The facets (``Happening.facets``) any of which is this event."""
+        if self.kind in ("created", "resolved", "reopened"):
+            return frozenset({self.kind})
+        if self.kind == "comment":
+            return frozenset({f"comment:{self.who}"})
+        prefix = f"field:{self.field}" if self.kind == "field" else self.kind
+        return frozenset(f"{prefix}:{v}" for v in self.values)
+
 
 @dataclass(frozen=True)
 class CustomMetric:
-    """A metric of ``metrics:``, compiled."""
+    """A metric of ``metrics:``, compiled; ``starts`` and ``stops`` are the facets of
+    its events (an event is a start when its facets meet ``starts``)."""
 
     name: str
     start: tuple[Trigger, ...]
@@ -63,6 +74,12 @@ class CustomMetric:
     pause_when: Condition | None = None
     pause_statuses: bool = True
     repeat: bool = False
+    starts: frozenset[str] = frozenset()
+    stops: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "starts", frozenset().union(*(t.facets for t in self.start)))
+        object.__setattr__(self, "stops", frozenset().union(*(t.facets for t in self.stop)))
 
 
 def compile_trigger(raw: str | Mapping[str, Any]) -> Trigger:
@@ -82,37 +99,12 @@ def _names(value: Any) -> frozenset[str]:
     return frozenset(str(v) for v in (value if isinstance(value, (list, tuple)) else [value]))
 
 
-@dataclass(frozen=True)
-class Happening:
-    """One event of the sequence the cycles are read from (see the module docstring)."""
-
-    at: int
-    created: bool = False
-    status: str | None = None  # the status entered
-    resolved: bool = False
-    reopened: bool = False
-    labels: tuple[str, ...] = ()  # labels added
-    changed: str | None = None  # assignee, priority or a custom field's name
-    value: str | None = None  # its new value
-    comment: str | None = None  # agent or customer
-
-
-def matches(trigger: Trigger, h: Happening) -> bool:
-    kind = trigger.kind
-    if kind == "created":
-        return h.created
-    if kind == "resolved":
-        return h.resolved
-    if kind == "reopened":
-        return h.reopened
-    if kind == "status":
-        return h.status is not None and h.status in trigger.values
-    if kind == "label":
-        return not trigger.values.isdisjoint(h.labels)
-    if kind == "comment":
-        return h.comment == trigger.who
-    name = trigger.field if kind == "field" else kind
-    return h.changed == name and h.value is not None and h.value in trigger.values
+# One event of the sequence the cycles are read from (see the module docstring): its
+# instant and its facets, "created", "resolved", "reopened", "status:S" (entered),
+# "label:L" (added), "assignee:A", "priority:P", "field:NAME:V" (changed to),
+# "comment:agent" or "comment:customer".
+Happening = tuple[int, frozenset[str]]
+_CREATED = frozenset({"created"})
 
 
 @dataclass
@@ -188,17 +180,17 @@ def happenings(issue: Issue, now: int, resolved: frozenset[str]) -> Iterator[tup
     """The events the cycles are read from, each with the issue's values after it."""
     created = issue.created_at
     values = initial_values(issue)
-    yield Happening(created, created=True), values
-    yield Happening(created, status=values.status), values
+    yield (created, _CREATED), values
+    yield (created, frozenset({f"status:{values.status}"})), values
     for label in sorted(values.labels):
-        yield Happening(created, labels=(label,)), values
+        yield (created, frozenset({f"label:{label}"})), values
     for name in ("assignee", "priority"):
         value = getattr(values, name)
         if value is not None:
-            yield Happening(created, changed=name, value=value), values
+            yield (created, frozenset({f"{name}:{value}"})), values
     for name, value in values.fields.items():
         if value is not None:
-            yield Happening(created, changed=name, value=value), values
+            yield (created, frozenset({f"field:{name}:{value}"})), values
     events: Sequence[Event] = issue.events
     if any(b.at < a.at for a, b in pairwise(events)):
         events = sorted(events, key=lambda e: e.at)
@@ -212,21 +204,28 @@ def happenings(issue: Issue, now: int, resolved: frozenset[str]) -> Iterator[tup
             after = e.to or before
             values = values.copy()
             values.status = after
-            yield Happening(at, status=after, resolved=before not in resolved and after in resolved,
-                            reopened=before in resolved and after not in resolved), values
+            facets = {f"status:{after}"}
+            if before not in resolved and after in resolved:
+                facets.add("resolved")
+            elif before in resolved and after not in resolved:
+                facets.add("reopened")
+            yield (at, frozenset(facets)), values
         elif kind == "label":
             values = values.copy()
             values.labels = (values.labels - set(e.removed)) | set(e.added)
-            yield Happening(at, labels=tuple(e.added)), values
+            yield (at, frozenset(f"label:{x}" for x in e.added)), values
         elif kind == "field" and e.field is not None:
             values = values.copy()
             if e.field in _ATTRIBUTES:
                 setattr(values, e.field, e.to)
-            elif e.field not in ("due_date", "status"):
-                values.fields[e.field] = e.to
-            yield Happening(at, changed=e.field, value=e.to), values
+                facet = f"{e.field}:{e.to}"
+            else:
+                if e.field not in ("due_date", "status"):
+                    values.fields[e.field] = e.to
+                facet = f"field:{e.field}:{e.to}"
+            yield (at, frozenset({facet} if e.to is not None else ())), values
         elif kind == "comment" and e.public and not e.by_self:
-            yield Happening(at, comment="agent" if e.by_agent else "customer"), values
+            yield (at, frozenset({"comment:agent" if e.by_agent else "comment:customer"})), values
 
 
 @dataclass(frozen=True)
@@ -240,26 +239,35 @@ class Cycle:
 Mark = tuple[int, bool, str]  # from this instant on: paused or not, and the status
 
 
+Sequence_ = Sequence[tuple[Happening, _Values]]
+
+
 def cycles_and_pauses(metric: CustomMetric, issue: Issue, now: int, pause: frozenset[str],
-                      resolved: frozenset[str]) -> tuple[list[Cycle], list[Mark], bool]:
+                      resolved: frozenset[str], seq: Sequence_ | None = None) -> tuple[list[Cycle], list[Mark], bool]:
     """The metric's cycles up to ``now``; the instants at which it becomes paused or
     not, or the status changes (``(at, paused, status)``, the first at creation);
-    whether it is paused now."""
+    whether it is paused now.  ``seq``: ``happenings``, when the caller has them
+    (one replay of the history serves every custom metric of an issue)."""
     cycles: list[Cycle] = []
     opened: int | None = None
     marks: list[Mark] = []
     paused = False
-    for h, values in happenings(issue, now, resolved):
-        if opened is not None and any(matches(t, h) for t in metric.stop):
-            cycles.append(Cycle(opened, h.at))
+    starts, stops, repeat = metric.starts, metric.stops, metric.repeat
+    seen: _Values | None = None
+    for (at, facets), values in seq if seq is not None else happenings(issue, now, resolved):
+        if opened is not None and not stops.isdisjoint(facets):
+            cycles.append(Cycle(opened, at))
             opened = None
-        if opened is None and (metric.repeat or not cycles) and any(matches(t, h) for t in metric.start):
-            opened = h.at
+        if opened is None and (repeat or not cycles) and not starts.isdisjoint(facets):
+            opened = at
+        if values is seen:  # the values did not change: neither did the pause
+            continue
+        seen = values
         paused = (metric.pause_statuses and values.status in pause) or (
             metric.pause_when is not None and holds(metric.pause_when, values))
-        mark = (h.at, paused, values.status)
+        mark = (at, paused, values.status)
         if not marks or marks[-1][1:] != mark[1:]:
-            if marks and marks[-1][0] == h.at:
+            if marks and marks[-1][0] == at:
                 marks[-1] = mark
             else:
                 marks.append(mark)
@@ -291,10 +299,11 @@ def _running(cycle: Cycle, end: int, marks: Sequence[Mark]) -> list[tuple[int, i
 
 
 def custom_state(metric: CustomMetric, target: int, issue: Issue, calendar: Calendar, now: int,
-                 pause: frozenset[str], resolved: frozenset[str], warn_share: float) -> SlaState:
+                 pause: frozenset[str], resolved: frozenset[str], warn_share: float,
+                 seq: Sequence_ | None = None) -> SlaState:
     """The metric's state at ``now``: that of its current cycle, with ``cycles`` and
     ``breached_cycles``; ``not_started`` before its first start event."""
-    cycles, marks, paused_now = cycles_and_pauses(metric, issue, now, pause, resolved)
+    cycles, marks, paused_now = cycles_and_pauses(metric, issue, now, pause, resolved, seq)
     if not cycles:
         return SlaState(metric.name, State.NOT_STARTED, False, target, 0, target, None, None, None, 0, 0)
     breached_cycles = 0
@@ -329,3 +338,31 @@ def custom_state(metric: CustomMetric, target: int, issue: Issue, calendar: Cale
                 due_at = None
     return SlaState(metric.name, state, at_risk, target, elapsed, target - elapsed, due_at, breached_at,
                     current.closed, len(cycles), breached_cycles)
+
+
+def history_needed(metrics: Mapping[str, CustomMetric]) -> dict[str, list[str]]:
+    """What the custom metrics read of an issue's history, by kind: ``custom_fields``,
+    ``assignee``, ``priority``, ``type``, ``milestone``, ``labels``, ``comments`` →
+    the metrics that do (for ``check --online``: a tracker says which it cannot supply)."""
+    out: dict[str, list[str]] = {}
+
+    def need(kind: str, name: str) -> None:
+        if name not in out.setdefault(kind, []):
+            out[kind].append(name)
+
+    for m in metrics.values():
+        for t in (*m.start, *m.stop):
+            if t.kind == "field":
+                need("custom_fields", m.name)
+            elif t.kind in ("assignee", "priority"):
+                need(t.kind, m.name)
+            elif t.kind == "label":
+                need("labels", m.name)
+            elif t.kind == "comment":
+                need("comments", m.name)
+        for key, _ in m.pause_when or ():
+            if key.startswith("fields."):
+                need("custom_fields", m.name)
+            elif key in ("assignee", "priority", "type", "milestone", "labels"):
+                need(key, m.name)
+    return out

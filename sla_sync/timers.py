@@ -39,7 +39,7 @@ from operator import attrgetter, itemgetter
 import msgspec
 
 from .calendar import Calendar, NoWorkingTimeError, reach
-from .custom import custom_state
+from .custom import custom_state, happenings
 from .model import Event, Issue, IssueSla, SlaState, State
 from .policy import Level, Policy, Rule, issue_values
 
@@ -256,10 +256,13 @@ def _evaluate(issue: Issue, policy: Policy, now: int, rule: Rule, level: Level,
     totals = _totals(timeline, calendar)  # shared by the metrics, which share the calendar
     metrics = {}
     custom = policy.custom
+    seq = None  # the history replayed once for every custom metric of the issue
     for metric, target in level.targets.items():
         if custom and metric in custom:
+            if seq is None:
+                seq = list(happenings(issue, now, policy.resolved))
             metrics[metric] = custom_state(custom[metric], target, issue, calendar, now, policy.pause,
-                                           policy.resolved, policy.warn_share)
+                                           policy.resolved, policy.warn_share, seq)
         else:
             metrics[metric] = _state(metric, target, timeline, policy, calendar, now, totals, not_resolving)
     return IssueSla(issue.key, level.name, metrics, rule.number, calendar.tz.key)

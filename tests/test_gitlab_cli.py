@@ -140,6 +140,24 @@ def test_check_online_passes_and_names_a_missing_user(setup: tuple[GitLabFake, P
     assert fake.writes == 0
 
 
+def test_check_online_warns_of_history_gitlab_cannot_give(setup: tuple[GitLabFake, Path, dict[str, str]]) -> None:
+    """A custom metric reading custom-field changes: GitLab has none over REST. A
+    warning, not a failure: the rest of the policy works."""
+    fake, policy, env = setup
+    text = policy.read_text().replace("levels:\n", "metrics:\n  until_mitigated:\n    start: [created]\n"
+                                      "    stop: [{field: {Impact: [none]}}]\n  next_reply:\n"
+                                      "    start: [{comment: customer}]\n    stop: [{comment: agent}]\n"
+                                      "    repeat: true\nlevels:\n", 1)
+    policy.write_text(text.replace("resolution: 8h}", "resolution: 8h, until_mitigated: 4h, next_reply: 1h}", 1))
+    ok = sla_sync(env, "check", "--online", str(policy))
+    assert ok.stdout.splitlines()[-2:] == [
+        f"{policy}: tracker: warning: until_mitigated reads custom fields changes, which gitlab cannot give: "
+        "GitLab has no custom fields over REST (severity and weight changes are not mapped)",
+        f"{policy}: tracker: project, fields, users and groups are all in place",
+    ]
+    assert fake.writes == 0
+
+
 def test_a_wrong_token_is_a_clear_message_and_exit_2(setup: tuple[GitLabFake, Path, dict[str, str]],
                                                      tmp_path: Path) -> None:
     fake, policy, env = setup

@@ -84,8 +84,8 @@ def check(
             f"{len(policy.calendars)} calendars, {len(policy.steps)} escalation steps{custom})"
         )
         if online:
-            todo = check_online(policy)
-            for line in todo:
+            todo, warnings = check_online_with_warnings(policy)
+            for line in [*todo, *warnings]:
                 out(f"{path}: tracker: {line}")
             if todo:
                 bad += 1
@@ -126,9 +126,23 @@ def check_online(policy: Policy) -> list[str]:
     """What an admin must add on the tracker (and to the notification channels:
     each secret set, each URL one Apprise can read; nothing is sent) for this
     policy to work."""
+    return check_online_with_warnings(policy)[0]
+
+
+def check_online_with_warnings(policy: Policy) -> tuple[list[str], list[str]]:
+    """``check_online``, and what the custom metrics read of the history that the
+    tracker cannot supply (its adapter's ``HISTORY_GAPS``): warnings, not failures."""
+    from ..custom import history_needed
+
     if policy.tracker is None:
-        return ["the policy has no `tracker` section: nothing to check online"]
-    return tracker_for(policy).check(policy.tracker_labels, policy.tracker_names) + check_channels(policy, os.environ)
+        return ["the policy has no `tracker` section: nothing to check online"], []
+    tracker = tracker_for(policy)
+    todo = tracker.check(policy.tracker_labels, policy.tracker_names) + check_channels(policy, os.environ)
+    gaps: dict[str, str] = getattr(tracker, "HISTORY_GAPS", {})
+    warnings = [f"warning: {', '.join(metrics)} read{'s' if len(metrics) == 1 else ''} "
+                f"{kind.replace('_', ' ')} changes, which {policy.tracker.kind} cannot give: {gaps[kind]}"
+                for kind, metrics in history_needed(policy.custom).items() if kind in gaps]
+    return todo, warnings
 
 
 FullOpt = Annotated[bool, typer.Option(

@@ -327,3 +327,51 @@ def test_the_health_status_follows_the_clocks(kind: str, request: pytest.Fixture
     again = run("2026-11-02T08:40:00")
     assert [o.plan.changes for o in again.outcomes if o.plan.changes] == []
     assert non_get(harness) == 0
+
+
+CUSTOM = BODY.replace("levels:", """metrics:
+  next_reply:                    # each customer message wants an answer
+    start: [{comment: customer}]
+    stop: [{comment: agent}]
+    repeat: true
+  first_answer:                  # the first customer message's answer
+    start: [{comment: customer}]
+    stop: [{comment: agent}]
+levels:""").replace("P3: {calendar: always, first_response: 8h, resolution: 80h}",
+                    "P3: {calendar: always, first_response: 8h, next_reply: 4h, first_answer: 2h, "
+                    "resolution: 80h}").replace("""escalate:
+  - when: resolution 50%
+    watchers: [manager]""", """escalate:
+  - when: first_answer breached
+    watchers: [manager]""") + "writeback: {due_date: next_reply}\n"
+
+
+def test_custom_metrics_run_on_the_tracker(harness: Any, state_url: str, tmp_path: Path) -> None:
+    """The tracker's comments drive reply cycles; a step on a custom metric fires
+    once; the due date follows a custom metric; a second pass writes nothing."""
+    store = Store(state_url)
+    policy = harness.policy(CUSTOM)
+    answered = harness.create_issue("Invoice wrong", priority="P3", created_at=at("2026-11-02T08:00:00"))
+    waiting = harness.create_issue("Export fails", priority="P3", created_at=at("2026-11-02T08:00:00"))
+    harness.comment(answered, "Any news?", by="erin", public=True, at=at("2026-11-02T09:00:00"))
+    harness.comment(answered, "Looking into it.", by="alice", public=True, at=at("2026-11-02T09:30:00"))
+    harness.comment(answered, "Still wrong.", by="erin", public=True, at=at("2026-11-02T10:00:00"))
+    harness.comment(waiting, "Any news?", by="erin", public=True, at=at("2026-11-02T09:00:00"))
+    now = utc_seconds(at("2026-11-02T12:00:00"))
+    first = run_pass(harness.tracker(policy), policy, store, now, apply=True, run_id="t")
+    assert first.errors == []
+    by_key = {o.key: o for o in first.outcomes}
+    reply = by_key[answered].sla.metrics["next_reply"]
+    # 09:00-09:30 answered; 10:00 unanswered: 2h of 4h, due 14:00
+    assert (reply.state, reply.elapsed_s, reply.cycles, reply.breached_cycles) == (State.RUNNING, 7200, 2, 0)
+    assert by_key[answered].sla.metrics["first_answer"].state is State.MET
+    assert by_key[waiting].sla.metrics["first_answer"].state is State.BREACHED  # 09:00 + 2h: 11:00
+    # (commenting makes the customer a watcher on some trackers)
+    assert "manager" in harness.watchers(waiting) and "sla:escalated-1" in harness.observe(waiting).labels
+    assert "manager" not in harness.watchers(answered)
+    assert "sla:escalated-1" not in harness.observe(answered).labels
+    assert harness.observe(answered).due_date == "2026-11-02"
+    harness.reset_requests()
+    again = run_pass(harness.tracker(policy), policy, store, now + 300, apply=True, run_id="t")
+    assert [o.plan.changes for o in again.outcomes if o.plan.changes] == []
+    assert set(harness.requests()) <= {"GET"}
