@@ -9,6 +9,9 @@ temporary file, then runs, each in a fresh process:
   use) and writes one small object back;
 - ``sla-sync evaluate`` with a policy whose calendars have office hours and public
   holidays, start-up (imports, the policy, the holidays) included;
+- ``sla-sync evaluate`` with ``policies/custom-metrics.yaml``, the same levels' calendars
+  with four custom metrics (two of them repeating) beside the built-in ones: what the
+  metrics of ``metrics:`` cost per issue (``--no-custom`` leaves it out);
 - with ``--before DIR``, also ``sla-sync evaluate`` from the source tree DIR (say a
   ``git worktree`` of the previous commit), on the same file: today's figures
   beside those of before.
@@ -77,17 +80,23 @@ def main() -> None:
     parser.add_argument("--sizes", default="100000", help="comma-separated issue counts")
     parser.add_argument("--policy", default=str(ROOT / "policies" / "redmine-support.yaml"))
     parser.add_argument("--repeat", type=int, default=3, help="runs of each process; the best counts")
+    parser.add_argument("--no-custom", action="store_true", help="leave out the run with custom metrics")
     parser.add_argument("--before", type=Path, metavar="DIR",
                         help="also run sla-sync evaluate from this source tree (the code before a change)")
     args = parser.parse_args()
     import orjson
     from synthetic import generate
 
-    evaluate = [sys.executable, "-m", "sla_sync.cli", "evaluate", "--policy", str(Path(args.policy).resolve()),
+    def evaluate_with(policy: Path) -> list[str]:
+        return [sys.executable, "-m", "sla_sync.cli", "evaluate", "--policy", str(policy.resolve()),
                 "--now", "2027-12-01T00:00:00Z", "--input"]
-    runs = [("evaluate", ROOT)]
+
+    evaluate = evaluate_with(Path(args.policy))
+    runs = [("evaluate", ROOT, evaluate)]
+    if not args.no_custom:
+        runs.append(("evaluate, custom metrics", ROOT, evaluate_with(ROOT / "policies" / "custom-metrics.yaml")))
     if args.before is not None:
-        runs.insert(0, (f"before ({args.before})", args.before.resolve()))
+        runs.insert(0, (f"before ({args.before})", args.before.resolve(), evaluate))
     print(f"{'issues':>9} {'process':<24} {'CPU us/issue':>12} {'ratio':>6} {'wall ratio':>10} {'peak MiB':>9}")
     with tempfile.TemporaryDirectory() as tmp:
         for size in (int(s) for s in args.sizes.split(",")):
@@ -96,7 +105,7 @@ def main() -> None:
                 for obj in generate(size, seed=3, span_days=365):
                     f.write(orjson.dumps(obj) + b"\n")
             commands = [("floor", [sys.executable, "-c", FLOOR, str(path)], None)]
-            commands += [(name, [*evaluate, str(path)], tree) for name, tree in runs]
+            commands += [(name, [*command, str(path)], tree) for name, tree, command in runs]
             figures: dict[str, list[tuple[float, float, int]]] = {name: [] for name, _, _ in commands}
             for _ in range(args.repeat):  # in turns, so that each meets the machine's load alike
                 for name, cmd, tree in commands:
