@@ -375,3 +375,28 @@ def test_custom_metrics_run_on_the_tracker(harness: Any, state_url: str, tmp_pat
     again = run_pass(harness.tracker(policy), policy, store, now + 300, apply=True, run_id="t")
     assert [o.plan.changes for o in again.outcomes if o.plan.changes] == []
     assert set(harness.requests()) <= {"GET"}
+
+
+def test_custom_metrics_in_explain_and_report_from_the_tracker(harness: Any) -> None:
+    """What `explain`, `report` and `compare` read without --input (the tracker's
+    export, ``fetch_all``) gives the same cycles as the pass."""
+    from sla_sync.explain import explain
+    from sla_sync.report import Period, ReportBuilder
+
+    policy = harness.policy(CUSTOM)
+    key = harness.create_issue("Invoice wrong", priority="P3", created_at=at("2026-11-02T08:00:00"))
+    harness.comment(key, "Any news?", by="erin", public=True, at=at("2026-11-02T09:00:00"))
+    harness.comment(key, "Looking into it.", by="alice", public=True, at=at("2026-11-02T09:30:00"))
+    harness.comment(key, "Still wrong.", by="erin", public=True, at=at("2026-11-02T10:00:00"))
+    now = utc_seconds(at("2026-11-02T12:00:00"))
+    issue = next(t.issue for t in harness.tracker(policy).fetch_all(None) if t.issue.key == key)
+    story = next(m for m in explain(issue, policy, now).metrics if m.metric == "next_reply")
+    assert [(s.cycle, s.kind, s.start, s.end) for s in story.segments] == [
+        (1, "running", utc_seconds(at("2026-11-02T09:00:00")), utc_seconds(at("2026-11-02T09:30:00"))),
+        (1, "stopped", utc_seconds(at("2026-11-02T09:30:00")), utc_seconds(at("2026-11-02T10:00:00"))),
+        (2, "running", utc_seconds(at("2026-11-02T10:00:00")), now),
+    ]
+    builder = ReportBuilder(policy, "level", Period(None, None), now)
+    builder.add(issue, evaluate(issue, policy, now))
+    stats = builder.result().groups["P3"].metrics["next_reply"]
+    assert (stats.running, stats.cycles, stats.breached_cycles, stats.cycle_compliance) == (1, 2, 0, 1.0)
