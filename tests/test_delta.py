@@ -269,3 +269,19 @@ def test_gitlab_re_reads_written_issues_in_list_pages(gitlab: Any, tmp_path: Pat
     assert counts[("GET", issue + "/{iid}")] == 0
     assert counts[("GET", issue)] == 2  # the delta query; the written issues re-read in one page
     assert counts[("GET", issue + "/{iid}/resource_label_events")] == 3  # each written issue's history, once
+
+
+def test_a_pass_finds_its_due_issues_by_an_index_not_a_scan(tmp_path: Path) -> None:
+    """The due issues and the next change come from an index on (policy, next_at),
+    added to a store made before it on the store's next opening."""
+    import sqlite3
+
+    path = tmp_path / "state.sqlite"
+    Store(str(path))
+    with sqlite3.connect(path) as db:
+        db.execute("DROP INDEX ix_mirror_policy_next_at")  # a store from before the index
+    Store(str(path))
+    with sqlite3.connect(path) as db:
+        plan = db.execute("EXPLAIN QUERY PLAN SELECT key FROM mirror WHERE policy = 'p' AND next_at IS NOT NULL "
+                          "AND next_at > 5 ORDER BY next_at LIMIT 1").fetchall()
+    assert any("ix_mirror_policy_next_at" in str(row[-1]) for row in plan), plan
