@@ -36,6 +36,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
+from measure import child_env  # noqa: E402
+
 FLOOR = """
 import sys, orjson
 out = sys.stdout.buffer
@@ -61,7 +63,7 @@ WRAPPER = (
 def measure(cmd: list[str], tree: Path | None = None) -> tuple[float, float, int]:
     """Wall seconds, CPU seconds and peak RSS (KiB) of ``cmd``, which must succeed;
     with ``tree``, ``python -m sla_sync.cli`` runs the sla_sync of that source tree."""
-    env = None if tree is None else {**os.environ, "PYTHONPATH": str(tree)}
+    env = child_env() if tree is None else child_env({"PYTHONPATH": str(tree)})
     done = subprocess.run([sys.executable, "-c", WRAPPER, *cmd], capture_output=True, text=True, check=True,
                           env=env, cwd=tree)  # ``-m`` looks in the working directory first
     code, wall, cpu, peak = done.stdout.split()

@@ -36,6 +36,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts"), str(ROOT / "bench")]
 
+from measure import child_env  # noqa: E402
+
 from tests.contract.gitlab_harness import GitLabHarness  # noqa: E402
 from tests.contract.jira_harness import JiraHarness  # noqa: E402
 
@@ -78,7 +80,8 @@ WRAPPER = (
 
 
 def measure(cmd: list[str]) -> tuple[int, float, float, int, str]:
-    out = subprocess.run([sys.executable, "-c", WRAPPER, *cmd], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", WRAPPER, *cmd], capture_output=True, text=True, check=True,
+                         env=child_env())
     code, wall, cpu, peak = out.stdout.split()
     return int(code), float(wall), float(cpu), int(peak), out.stderr.strip()
 
