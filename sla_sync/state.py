@@ -513,10 +513,7 @@ class Store:
 
     def set_digest_sent_for(self, policy: str, schedule: str, instant: int) -> None:
         with self.engine.begin() as conn:
-            done = conn.execute(update(digests).where(digests.c.policy == policy, digests.c.schedule == schedule)
-                                .values(sent_for=instant))
-            if done.rowcount == 0:
-                conn.execute(insert(digests).values(policy=policy, schedule=schedule, sent_for=instant))
+            _upsert(conn, digests, {"policy": policy, "schedule": schedule}, {"sent_for": instant})
 
     def runs(self, policy: str | None = None, limit: int = 20) -> list[RunRecord]:
         query = select(runs).order_by(runs.c.id.desc()).limit(limit)
@@ -620,11 +617,8 @@ class PassWrites:
             self._ops.append(lambda conn: _forget(conn, self.policy, gone, remembered))
 
     def set_last_full(self, at: int) -> None:
-        def op(conn: Connection) -> None:
-            done = conn.execute(update(reconciled).where(reconciled.c.policy == self.policy).values(at=at))
-            if done.rowcount == 0:
-                conn.execute(insert(reconciled).values(policy=self.policy, at=at))
-        self._ops.append(op)
+        policy = self.policy
+        self._ops.append(lambda conn: _upsert(conn, reconciled, {"policy": policy}, {"at": at}))
 
     def save_directory(self, directory: dict[str, str]) -> None:
         if directory != self.store.directory(self.policy):
@@ -701,9 +695,15 @@ def _save_directory(conn: Connection, policy: str, directory: dict[str, str]) ->
 
 
 def _upsert_cursor(conn: Connection, policy: str, cursor: int | None) -> None:
-    done = conn.execute(update(cursors).where(cursors.c.policy == policy).values(cursor=cursor))
+    _upsert(conn, cursors, {"policy": policy}, {"cursor": cursor})
+
+
+def _upsert(conn: Connection, table: Table, keys: Mapping[str, Any], values: Mapping[str, Any]) -> None:
+    """The row of ``table`` with these primary ``keys`` takes ``values``; inserted if
+    there is none (an update first: the same on SQLite and PostgreSQL)."""
+    done = conn.execute(update(table).where(*(table.c[k] == v for k, v in keys.items())).values(**values))
     if done.rowcount == 0:
-        conn.execute(insert(cursors).values(policy=policy, cursor=cursor))
+        conn.execute(insert(table).values(**keys, **values))
 
 
 _PASSWORD_PARAM = re.compile(r"(?i)([?&][^=&]*password[^=&]*=)([^&]*)")

@@ -272,7 +272,7 @@ def run_pass(
         fetch_and_plan(tracker, policy, store, now, result, full=full)
         if policy.notify.channels:
             result.waiting = store.pending_notices(policy.state_key)
-        result.upcoming = _earliest(result.next_change(policy), mirrored_upcoming(store, policy, now))
+        result.upcoming = _upcoming(result, store, policy, now)
         return result
     with store.lock(policy.state_key):
         started = clock()
@@ -293,18 +293,18 @@ def run_pass(
                                   [*result.errors, REDACTOR(_describe(exc))])
                 raise
             writes.save_directory(dict(tracker.directory))
-            result.upcoming = result.next_change(policy)
             writes.finish_run(run_id, _finished(now, clock, started), "partial" if result.errors else "ok",
                               result.counts(), result.errors)
         if tallies:
             result.tallies = store.tallies(policy.state_key)  # the pass's writes are committed
-        result.upcoming = _earliest(result.upcoming, mirrored_upcoming(store, policy, now))
+        result.upcoming = _upcoming(result, store, policy, now)
     return result
 
 
-def _earliest(*found: Upcoming | None) -> Upcoming | None:
-    present = [u for u in found if u is not None]
-    return min(present) if present else None
+def _upcoming(result: PassResult, store: Store, policy: Policy, now: int) -> Upcoming | None:
+    """The pass's next change: its own issues' and held messages', or the mirror's."""
+    found = [u for u in (result.next_change(policy), mirrored_upcoming(store, policy, now)) if u is not None]
+    return min(found) if found else None
 
 
 def mirrored_upcoming(store: Store, policy: Policy, now: int) -> Upcoming | None:
@@ -367,15 +367,10 @@ def _apply_pass(
                 tracker.apply(outcome.key, outcome.plan.changes)
             except AuthError:
                 raise
-            except GoneError as exc:
-                if not _still_there(tracker, outcome.key):  # deleted or moved away: dropped, not an error
-                    outcome.gone = True
-                    continue
-                outcome.error = REDACTOR(str(exc))
-                result.errors.append(outcome.error)
-                failed.append(by_key[outcome.key])
-                continue
             except TrackerError as exc:
+                if isinstance(exc, GoneError) and not _still_there(tracker, outcome.key):
+                    outcome.gone = True  # deleted or moved away: dropped, not an error
+                    continue
                 outcome.error = REDACTOR(str(exc))  # an error body may echo the request's headers
                 result.errors.append(outcome.error)
                 failed.append(by_key[outcome.key])
