@@ -37,19 +37,6 @@ class NoWorkingTimeError(ValueError):
     """The calendar has no working time in reach of the requested instant."""
 
 
-def reach(calendar: Calendar, spans: Sequence[tuple[int, int, int]], target: int) -> int | None:
-    """The instant at which the working time over ``spans`` reaches ``target``:
-    each span is (its start, the running total there, the working seconds in it),
-    as the clocks read them with ``running_totals`` (``add_working_seconds`` from
-    the span's start, on the totals already read); ``None`` if it never does."""
-    done = 0
-    for a, total, worked in spans:
-        if done + worked >= target:
-            return a if target <= done else calendar.instant_at(total + target - done)
-        done += worked
-    return None
-
-
 class Calendar:
     """A weekly business calendar in one timezone, with holidays.
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
 from .calendar import country_holidays
 from .model import METRICS
 from .positions import Loc
@@ -18,6 +20,17 @@ from .schema import EVENT_KEYS, EVENT_WORDS, apply_revision
 from .values import parse_duration, parse_instant
 
 LEVEL_KEYS = frozenset({"calendar", "description", *METRICS})
+
+
+_BOOL = TypeAdapter(bool)
+
+
+def _true(value: Any) -> bool:
+    """A raw value the schema reads as ``true`` (the YAML reader keeps scalars as text)."""
+    try:
+        return _BOOL.validate_python(value)
+    except ValidationError:
+        return False  # the schema reports it
 
 
 def _mapping(value: Any) -> dict[str, Any]:
@@ -82,7 +95,7 @@ def semantic_problems(data: dict[str, Any], known_kinds: Sequence[str] | None) -
         elif metric in metrics and levels and metric not in defined:
             out.append((("escalate", i, "when"),
                         f"no level sets a {metric} target, so this step can never fire", False))
-        elif str(_mapping(custom.get(metric)).get("repeat")).lower() in ("true", "yes", "on", "1"):  # as pydantic
+        elif _true(_mapping(custom.get(metric)).get("repeat")):
             out.append((("escalate", i, "when"),
                         f"{metric} repeats: escalation steps on a repeating metric are not supported yet "
                         "(a step fires once per issue); escalate on a metric without repeat", False))
@@ -277,7 +290,7 @@ def _custom_targets(here: Loc, level: dict[str, Any], custom: dict[str, Any], *,
         elif value is None and revision:
             continue  # a revision removes the target
         elif not isinstance(value, str):
-            out.append(((*here, key), f"{key}: write a duration like 30m, 4h or 2d", False))
+            out.append(((*here, key), f"{key}: write a duration like 30m, 4h or 1h30m", False))
         else:
             try:
                 parse_duration(value)

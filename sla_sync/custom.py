@@ -37,8 +37,9 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
-from .calendar import Calendar, NoWorkingTimeError, reach
+from .calendar import Calendar
 from .model import Event, Issue, SlaState, State
+from .verdict import Span, verdict
 
 Condition = tuple[tuple[str, frozenset[str]], ...]
 
@@ -137,6 +138,7 @@ def holds(condition: Condition, values: _Values) -> bool:
 
 
 _ATTRIBUTES = ("priority", "type", "assignee", "milestone")
+_NOT_FIELDS = ("due_date", "status")  # field events that are neither an attribute nor a custom field
 
 
 def _text(value: Any) -> str | None:
@@ -169,7 +171,7 @@ def initial_values(issue: Issue) -> _Values:
 
     fields = {name: at_creation(name, _text(value)) for name, value in issue.fields.items()}
     for name in firsts:
-        if name not in _ATTRIBUTES and name not in ("due_date", "status") and name not in fields:
+        if name not in _ATTRIBUTES and name not in _NOT_FIELDS and name not in fields:
             fields[name] = firsts[name].from_
     return _Values(status, at_creation("priority", issue.priority), at_creation("type", issue.type),
                    at_creation("assignee", issue.assignee), at_creation("milestone", issue.milestone),
@@ -220,7 +222,7 @@ def happenings(issue: Issue, now: int, resolved: frozenset[str]) -> Iterator[tup
                 setattr(values, e.field, e.to)
                 facet = f"{e.field}:{e.to}"
             else:
-                if e.field not in ("due_date", "status"):
+                if e.field not in _NOT_FIELDS:
                     values.fields[e.field] = e.to
                 facet = f"field:{e.field}:{e.to}"
             yield (at, frozenset({facet} if e.to is not None else ())), values
@@ -239,22 +241,21 @@ class Cycle:
 Mark = tuple[int, bool, str]  # from this instant on: paused or not, and the status
 
 
-Sequence_ = Sequence[tuple[Happening, _Values]]
+Replay = Sequence[tuple[Happening, _Values]]  # ``happenings``, listed: one serves every custom metric of an issue
 
 
-def cycles_and_pauses(metric: CustomMetric, issue: Issue, now: int, pause: frozenset[str],
-                      resolved: frozenset[str], seq: Sequence_ | None = None) -> tuple[list[Cycle], list[Mark], bool]:
-    """The metric's cycles up to ``now``; the instants at which it becomes paused or
-    not, or the status changes (``(at, paused, status)``, the first at creation);
-    whether it is paused now.  ``seq``: ``happenings``, when the caller has them
-    (one replay of the history serves every custom metric of an issue)."""
+def cycles_and_pauses(metric: CustomMetric, replay: Replay,
+                      pause: frozenset[str]) -> tuple[list[Cycle], list[Mark], bool]:
+    """The metric's cycles in an issue's ``replay``; the instants at which it becomes
+    paused or not, or the status changes (``(at, paused, status)``, the first at
+    creation); whether it is paused now."""
     cycles: list[Cycle] = []
     opened: int | None = None
     marks: list[Mark] = []
     paused = False
     starts, stops, repeat = metric.starts, metric.stops, metric.repeat
     seen: _Values | None = None
-    for (at, facets), values in seq if seq is not None else happenings(issue, now, resolved):
+    for (at, facets), values in replay:
         if opened is not None and not stops.isdisjoint(facets):
             cycles.append(Cycle(opened, at))
             opened = None
@@ -298,16 +299,16 @@ def _running(cycle: Cycle, end: int, marks: Sequence[Mark]) -> list[tuple[int, i
     return out
 
 
-def custom_state(metric: CustomMetric, target: int, issue: Issue, calendar: Calendar, now: int,
-                 pause: frozenset[str], resolved: frozenset[str], warn_share: float,
-                 seq: Sequence_ | None = None) -> SlaState:
-    """The metric's state at ``now``: that of its current cycle, with ``cycles`` and
-    ``breached_cycles``; ``not_started`` before its first start event."""
-    cycles, marks, paused_now = cycles_and_pauses(metric, issue, now, pause, resolved, seq)
+def custom_state(metric: CustomMetric, target: int, replay: Replay, calendar: Calendar, now: int,
+                 pause: frozenset[str], warn_share: float) -> SlaState:
+    """The metric's state at ``now`` (the issue's ``replay`` up to it): that of its
+    current cycle, with ``cycles`` and ``breached_cycles``; ``not_started`` before
+    its first start event."""
+    cycles, marks, paused_now = cycles_and_pauses(metric, replay, pause)
     if not cycles:
         return SlaState(metric.name, State.NOT_STARTED, False, target, 0, target, None, None, None, 0, 0)
     breached_cycles = 0
-    figures: list[tuple[int, list[tuple[int, int, int]]]] = []
+    figures: list[tuple[int, list[Span]]] = []
     for cycle in cycles:
         spans = _running(cycle, cycle.closed if cycle.closed is not None else now, marks)
         totals = calendar.running_totals([x for span in spans for x in span]) if spans else []
@@ -315,29 +316,9 @@ def custom_state(metric: CustomMetric, target: int, issue: Issue, calendar: Cale
         elapsed = sum(w for _, _, w in worked)
         breached_cycles += elapsed > target
         figures.append((elapsed, worked))
-    current = cycles[-1]
     elapsed, worked = figures[-1]
-    breached_at = due_at = None
-    at_risk = False
-    if elapsed > target:
-        state = State.BREACHED
-        breached_at = due_at = reach(calendar, worked, target)
-    elif current.closed is not None:
-        state = State.MET
-    elif paused_now:
-        state = State.PAUSED
-    else:
-        state = State.RUNNING
-        at_risk = elapsed * 100 >= warn_share * target
-        if elapsed >= target:
-            due_at = reach(calendar, worked, target)
-        else:
-            try:
-                due_at = calendar.add_working_seconds(now, target - elapsed)
-            except NoWorkingTimeError:
-                due_at = None
-    return SlaState(metric.name, state, at_risk, target, elapsed, target - elapsed, due_at, breached_at,
-                    current.closed, len(cycles), breached_cycles)
+    return verdict(metric.name, target, elapsed, worked, cycles[-1].closed, paused_now, calendar, now, warn_share,
+                   len(cycles), breached_cycles)
 
 
 def history_needed(metrics: Mapping[str, CustomMetric]) -> dict[str, list[str]]:

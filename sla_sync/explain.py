@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from .calendar import Calendar, iso_utc
-from .custom import CustomMetric, custom_state, cycles_and_pauses, stretches
+from .custom import CustomMetric, Replay, custom_state, cycles_and_pauses, happenings, stretches
 from .model import Issue, SlaState, State
 from .policy import Level, Policy, Revision, issue_values
 from .timers import Timeline, build_timeline, metric_state, running_spans, stop_of
@@ -109,10 +109,10 @@ def check_rules(issue: Issue, policy: Policy) -> tuple[RuleCheck, ...]:
         )
         if rule.window is not None:  # the contract's period: the issue's creation in [from, until)
             start, end = rule.window
-            inside = (start is None or issue.created_at >= start) and (end is None or issue.created_at < end)
             period = (f"from {iso_utc(start) if start is not None else '-'} "
                       f"until {iso_utc(end) if end is not None else '-'}")
-            conditions += (Condition("created", (period,), (iso_utc(issue.created_at) or "",), inside),)
+            conditions += (Condition("created", (period,), (iso_utc(issue.created_at) or "",),
+                                     rule.in_period(issue.created_at)),)
         holds = all(c.holds for c in conditions)
         assert holds == rule.test(issue), "the explanation agrees with the classifier"
         out.append(RuleCheck(rule.number, rule.level, conditions, holds))
@@ -184,13 +184,13 @@ def metric_segments(
     return _merge_stopped(out)
 
 
-def custom_segments(metric: CustomMetric, issue: Issue, policy: Policy, calendar: Calendar, state: SlaState,
-                    now: int) -> tuple[Segment, ...]:
+def custom_segments(metric: CustomMetric, replay: Replay, issue: Issue, policy: Policy, calendar: Calendar,
+                    state: SlaState, now: int) -> tuple[Segment, ...]:
     """A custom metric's timeline: each cycle from its start to its stop (or
     ``now``), cut where it pauses, where working time begins or ends and at its
     breach; ``cycle`` numbers them, and ``elapsed_s`` starts again with each.  A
     stopped cycle lasts until the next one opens, or ``now``."""
-    cycles, marks, _ = cycles_and_pauses(metric, issue, now, policy.pause, policy.resolved)
+    cycles, marks, _ = cycles_and_pauses(metric, replay, policy.pause)
     out: list[Segment] = []
     for number, cycle in enumerate(cycles, start=1):
         end = cycle.closed if cycle.closed is not None else now
@@ -254,15 +254,16 @@ def explain(issue: Issue, policy: Policy, now: int) -> Explanation:
     matched = rules[-1]
     level: Level = policy.level_at(matched.level, issue.created_at)
     own = policy.rules[matched.number - 1]
-    calendar = own.calendar or level.calendar
+    calendar = own.calendar_for(level)
     timeline = build_timeline(issue, policy, now)
+    replay = list(happenings(issue, now, policy.resolved)) if policy.custom else []
     stories = []
     for metric, target in level.targets.items():
         if metric in policy.custom:
-            state = custom_state(policy.custom[metric], target, issue, calendar, now, policy.pause, policy.resolved,
-                                 policy.warn_share)
-            segments = custom_segments(policy.custom[metric], issue, policy, calendar, state, now)
-            stories.append(MetricStory(metric, state, segments))
+            custom = policy.custom[metric]
+            state = custom_state(custom, target, replay, calendar, now, policy.pause, policy.warn_share)
+            stories.append(MetricStory(metric, state, custom_segments(custom, replay, issue, policy, calendar,
+                                                                      state, now)))
             continue
         state = metric_state(metric, target, timeline, policy, calendar, now)
         stories.append(MetricStory(metric, state, metric_segments(metric, timeline, policy, calendar, state)))

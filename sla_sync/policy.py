@@ -141,6 +141,22 @@ class Rule:
     calendar: Calendar | None = None
     window: tuple[int | None, int | None] | None = None
 
+    def in_period(self, created_at: int) -> bool:
+        """Whether an issue created then lies in the rule's period (always, without one)."""
+        return in_window(self.window, created_at)
+
+    def calendar_for(self, level: Level) -> Calendar:
+        """The calendar the clocks of the issues it classifies run on: its own, else the level's."""
+        return self.calendar if self.calendar is not None else level.calendar
+
+
+def in_window(window: tuple[int | None, int | None] | None, at: int) -> bool:
+    """Whether ``at`` lies in ``[from, until)`` (an open side, or no window, holds)."""
+    if window is None:
+        return True
+    start, end = window
+    return (start is None or at >= start) and (end is None or at < end)
+
 
 def issue_values(issue: Issue, key: str) -> tuple[str, ...]:
     """The values an ``if`` key reads on an issue (none, one, or a list's)."""
@@ -165,15 +181,14 @@ def _compile_rule(number: int, spec: RuleSpec, calendars: Mapping[str, Calendar]
     def test(issue: Issue) -> bool:
         return all(not allowed.isdisjoint(issue_values(issue, key)) for key, allowed in conditions)
 
-    if start is not None or end is not None:
+    window = (start, end) if start is not None or end is not None else None
+    if window is not None:
         values_hold = test
 
         def test(issue: Issue) -> bool:
-            created = issue.created_at
-            return (start is None or created >= start) and (end is None or created < end) and values_hold(issue)
+            return in_window(window, issue.created_at) and values_hold(issue)
 
     calendar = calendars[spec.calendar] if spec.calendar is not None else None
-    window = (start, end) if start is not None or end is not None else None
     return Rule(number, spec.level, conditions, test, spec.calendar, calendar, window)
 
 
@@ -322,8 +337,9 @@ class Policy:
     def calendar_of(self, rule: int | None, level: Level) -> Calendar:
         """The calendar an issue's clocks run on: its rule's own (``classify``'s
         ``calendar:``), else its level's."""
-        own = self.rules[rule - 1].calendar if rule is not None and 0 < rule <= len(self.rules) else None
-        return own if own is not None else level.calendar
+        if rule is None or not 0 < rule <= len(self.rules):
+            return level.calendar
+        return self.rules[rule - 1].calendar_for(level)
 
     def classify(self, issue: Issue) -> Rule:
         """The first rule that holds for the issue's current values."""

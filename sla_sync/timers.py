@@ -38,13 +38,13 @@ from operator import attrgetter, itemgetter
 
 import msgspec
 
-from .calendar import Calendar, NoWorkingTimeError, reach
+from .calendar import Calendar
 from .custom import custom_state, happenings
-from .model import Event, Issue, IssueSla, SlaState, State
+from .model import Event, Issue, IssueSla, SlaState
 from .policy import Level, Policy, Rule, issue_values
+from .verdict import Span, verdict
 
 Segment = tuple[int, int, str]  # [start, end) with the status in force
-Span = tuple[int, int, int]  # where a clock runs: its start, the running total there, the working seconds in it
 
 _AT = attrgetter("at")
 _START = itemgetter(0)
@@ -207,29 +207,8 @@ def _state(metric: str, target: int, timeline: Timeline, policy: Policy, calenda
             elapsed += worked
             spans.append((a, totals[i], worked))
     stopped_at = timeline.resolved_since if metric == "resolution" else stop
-    breached_at = due_at = None
-    at_risk = False
-    if elapsed > target:
-        state = _BREACHED
-        breached_at = due_at = reach(calendar, spans, target)
-    elif stopped_at is not None:
-        state = _MET
-    elif timeline.status_now in policy.pause:
-        state = _PAUSED
-    else:
-        state = _RUNNING
-        at_risk = elapsed * 100 >= policy.warn_share * target
-        if elapsed >= target:  # reached exactly: the instant it was
-            due_at = reach(calendar, spans, target)
-        else:  # None when the calendar has no working time to reach it within ten years
-            try:
-                due_at = calendar.add_working_seconds(now, target - elapsed)
-            except NoWorkingTimeError:
-                due_at = None
-    return SlaState(metric, state, at_risk, target, elapsed, target - elapsed, due_at, breached_at, stopped_at)
-
-
-_BREACHED, _MET, _PAUSED, _RUNNING = State.BREACHED, State.MET, State.PAUSED, State.RUNNING
+    return verdict(metric, target, elapsed, spans, stopped_at, timeline.status_now in policy.pause, calendar, now,
+                   policy.warn_share)
 
 
 def metric_state(
@@ -251,18 +230,18 @@ def evaluate(issue: Issue, policy: Policy, now: int) -> IssueSla:
 
 def _evaluate(issue: Issue, policy: Policy, now: int, rule: Rule, level: Level,
               not_resolving: frozenset[str]) -> IssueSla:
-    calendar = rule.calendar or level.calendar
+    calendar = rule.calendar_for(level)
     timeline = build_timeline(issue, policy, now)
     totals = _totals(timeline, calendar)  # shared by the metrics, which share the calendar
     metrics = {}
     custom = policy.custom
-    seq = None  # the history replayed once for every custom metric of the issue
+    replay = None  # the history replayed once for every custom metric of the issue
     for metric, target in level.targets.items():
         if custom and metric in custom:
-            if seq is None:
-                seq = list(happenings(issue, now, policy.resolved))
-            metrics[metric] = custom_state(custom[metric], target, issue, calendar, now, policy.pause,
-                                           policy.resolved, policy.warn_share, seq)
+            if replay is None:
+                replay = list(happenings(issue, now, policy.resolved))
+            metrics[metric] = custom_state(custom[metric], target, replay, calendar, now, policy.pause,
+                                           policy.warn_share)
         else:
             metrics[metric] = _state(metric, target, timeline, policy, calendar, now, totals, not_resolving)
     return IssueSla(issue.key, level.name, metrics, rule.number, calendar.tz.key)
@@ -279,11 +258,10 @@ class Clocks:
     def __init__(self, policy: Policy, now: int) -> None:
         self.policy, self.now = policy, now
         key = _classification_key(tuple(dict.fromkeys(k for rule in policy.rules for k, _ in rule.conditions)))
-        windows = [rule.window for rule in policy.rules if rule.window is not None]
-        if windows:  # a contract's period: which periods the creation lies in is part of the key
+        windowed = [rule for rule in policy.rules if rule.window is not None]
+        if windowed:  # a contract's period: which periods the creation lies in is part of the key
             def key_and_periods(issue: Issue) -> object:
-                at = issue.created_at
-                return key(issue), tuple((a is None or at >= a) and (b is None or at < b) for a, b in windows)
+                return key(issue), tuple(rule.in_period(issue.created_at) for rule in windowed)
 
             key = key_and_periods
         self._key = key
