@@ -346,16 +346,23 @@ levels:""").replace("P3: {calendar: always, first_response: 8h, resolution: 80h}
     watchers: [manager]""") + "writeback: {due_date: next_reply}\n"
 
 
+def answered_once(harness: Any) -> str:
+    """A P3 issue: a customer asked at 09:00, an agent answered at 09:30, the customer
+    wrote again at 10:00 (unanswered)."""
+    key = harness.create_issue("Invoice wrong", priority="P3", created_at=at("2026-11-02T08:00:00"))
+    harness.comment(key, "Any news?", by="erin", public=True, at=at("2026-11-02T09:00:00"))
+    harness.comment(key, "Looking into it.", by="alice", public=True, at=at("2026-11-02T09:30:00"))
+    harness.comment(key, "Still wrong.", by="erin", public=True, at=at("2026-11-02T10:00:00"))
+    return key
+
+
 def test_custom_metrics_run_on_the_tracker(harness: Any, state_url: str, tmp_path: Path) -> None:
     """The tracker's comments drive reply cycles; a step on a custom metric fires
     once; the due date follows a custom metric; a second pass writes nothing."""
     store = Store(state_url)
     policy = harness.policy(CUSTOM)
-    answered = harness.create_issue("Invoice wrong", priority="P3", created_at=at("2026-11-02T08:00:00"))
+    answered = answered_once(harness)
     waiting = harness.create_issue("Export fails", priority="P3", created_at=at("2026-11-02T08:00:00"))
-    harness.comment(answered, "Any news?", by="erin", public=True, at=at("2026-11-02T09:00:00"))
-    harness.comment(answered, "Looking into it.", by="alice", public=True, at=at("2026-11-02T09:30:00"))
-    harness.comment(answered, "Still wrong.", by="erin", public=True, at=at("2026-11-02T10:00:00"))
     harness.comment(waiting, "Any news?", by="erin", public=True, at=at("2026-11-02T09:00:00"))
     now = utc_seconds(at("2026-11-02T12:00:00"))
     first = run_pass(harness.tracker(policy), policy, store, now, apply=True, run_id="t")
@@ -384,10 +391,7 @@ def test_custom_metrics_in_explain_and_report_from_the_tracker(harness: Any) -> 
     from sla_sync.report import Period, ReportBuilder
 
     policy = harness.policy(CUSTOM)
-    key = harness.create_issue("Invoice wrong", priority="P3", created_at=at("2026-11-02T08:00:00"))
-    harness.comment(key, "Any news?", by="erin", public=True, at=at("2026-11-02T09:00:00"))
-    harness.comment(key, "Looking into it.", by="alice", public=True, at=at("2026-11-02T09:30:00"))
-    harness.comment(key, "Still wrong.", by="erin", public=True, at=at("2026-11-02T10:00:00"))
+    key = answered_once(harness)
     now = utc_seconds(at("2026-11-02T12:00:00"))
     issue = next(t.issue for t in harness.tracker(policy).fetch_all(None) if t.issue.key == key)
     story = next(m for m in explain(issue, policy, now).metrics if m.metric == "next_reply")
