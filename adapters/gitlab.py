@@ -63,7 +63,8 @@ Exactly-once notes.  GitLab cannot write a note and labels in one request, so
 an escalation step is written in two: first its note, then one ``PUT`` with the
 due date, the labels (including the step's marker label ``<prefix>escalated-N``)
 and the assignee.  Every step's note ends with a hidden marker,
-``<!-- sla-sync: sla:escalated-N -->`` (`` cc`` added on a watchers note), and
+``<!-- sla-sync: sla:escalated-N -->`` (`` cycle C`` added for a step on a
+repeating metric, which fires once per cycle; `` cc`` on a watchers note), and
 before posting, the adapter reads the issue's notes and leaves out the steps
 whose marker is already in a note *of the token's user* (anyone who may comment
 can type the marker: a Guest's copy of it is not sla-sync's note).  So:
@@ -130,6 +131,7 @@ from gitlab import exceptions as gex
 from sla_sync.calendar import iso_utc
 from sla_sync.errors import AuthError, GoneError, TrackerError, UserError
 from sla_sync.model import Change, ChangeKind, Event, Issue, Observed
+from sla_sync.policy import marker
 from sla_sync.schema import GitLabSpec, TrackerSpec
 from sla_sync.tracker import AdapterOptions, Cached, Fetched, Tracked
 
@@ -807,23 +809,24 @@ class GitLabTracker:
         """The step comments as one note, the watchers as another (``cc @...``),
         leaving out the steps whose marker is in ``posted``."""
 
-        def tag(step: int | None, suffix: str = "") -> tuple[str, ...]:
-            if step is None:
+        def tag(change: Change, suffix: str = "") -> tuple[str, ...]:
+            if change.step is None:
                 return ()
-            mark = next((lbl for lbl in add if lbl.endswith(f"escalated-{step}")), f"step-{step}")
-            return (mark + suffix,)
+            mark = next((lbl for lbl in add if lbl.endswith(marker("", change.step))), f"step-{change.step}")
+            cycle = f" cycle {change.cycle}" if change.cycle is not None else ""  # a repeating metric's: once per cycle
+            return (mark + cycle + suffix,)
 
-        comments = [c for c in changes if c.kind is ChangeKind.COMMENT and c.value and not set(tag(c.step)) & posted]
+        comments = [c for c in changes if c.kind is ChangeKind.COMMENT and c.value and not set(tag(c)) & posted]
         watchers = [c for c in changes
-                    if c.kind is ChangeKind.WATCHERS and c.values and not set(tag(c.step, " cc")) & posted]
+                    if c.kind is ChangeKind.WATCHERS and c.values and not set(tag(c, " cc")) & posted]
         out = []
         if comments:
             out.append(_Note("\n\n".join(c.value or "" for c in comments), all(c.private for c in comments),
-                             tuple(t for c in comments for t in tag(c.step))))
+                             tuple(t for c in comments for t in tag(c))))
         if watchers:
             names = dict.fromkeys(n for c in watchers for n in c.values)
             out.append(_Note("cc " + " ".join(f"@{n}" for n in names), True,
-                             tuple(t for c in watchers for t in tag(c.step, " cc"))))
+                             tuple(t for c in watchers for t in tag(c, " cc"))))
         return out
 
     def _posted(self, iid: int) -> set[str]:

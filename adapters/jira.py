@@ -53,7 +53,8 @@ time left in the number custom field ``writeback.remaining_field`` (by name or
 id, a JSON number), and ``update.labels`` add/remove operations (idempotent, so
 retried freely).  The comment and the step's marker label are two requests in
 Jira, so the comment goes first and carries a hidden comment property
-(``sla-sync.step``: ``{"step": N}``) next to JSM's ``sd.public.comment`` (``{"internal": true}`` for private notes).
+(``sla-sync.step``: ``{"step": N}``, ``{"step": N, "cycle": C}`` for a step on a
+repeating metric) next to JSM's ``sd.public.comment`` (``{"internal": true}`` for private notes).
 Before posting it, and again before every retry, the issue's comments are read
 with ``expand=properties``: if one of the API user's own comments carries the
 step's property, the comment is not posted again (anyone who may comment can set
@@ -874,23 +875,29 @@ class JiraTracker:
             self._call("adding a comment", partial(_post, path=f"issue/{key}/comment", payload=payload), key,
                        retry=False)
             return
-        properties.append({"key": STEP_PROPERTY, "value": {"step": change.step}})
+        value: dict[str, int] = {"step": change.step}
+        if change.cycle is not None:  # a step on a repeating metric: once per cycle
+            value["cycle"] = change.cycle
+        properties.append({"key": STEP_PROPERTY, "value": value})
         me = self.directory.get("self") or _user_id(self._myself())
 
         def attempt(client: JIRA) -> None:
-            if not self._has_step_comment(client, key, change.step, me):
+            if not self._has_step_comment(client, key, value, me):
                 _post(client, f"issue/{key}/comment", payload)
 
         self._call(f"adding the comment of escalation step {change.step}", attempt, key)
 
-    def _has_step_comment(self, client: JIRA, key: str, step: int | None, me: str | None) -> bool:
-        """Whether the API user's own comments hold the step's property.  Anyone who
-        may comment can set any comment property: only the API user's count."""
+    def _has_step_comment(self, client: JIRA, key: str, value: Mapping[str, int], me: str | None) -> bool:
+        """Whether the API user's own comments hold the step's property (its step,
+        and its cycle for a step on a repeating metric).  Anyone who may comment can
+        set any comment property: only the API user's count."""
         for comment in self._all_comments(key, properties=True, client=client):
             if me is None or _user_id(comment.get("author")) != me:
                 continue
             for prop in comment.get("properties") or []:
-                if prop.get("key") == STEP_PROPERTY and (prop.get("value") or {}).get("step") == step:
+                held = prop.get("value") or {}
+                if prop.get("key") == STEP_PROPERTY and held.get("step") == value["step"] \
+                        and held.get("cycle") == value.get("cycle"):
                     return True
         return False
 

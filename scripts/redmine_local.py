@@ -871,6 +871,20 @@ def stamp(instance: Instance | Path, issue_id: int, at: datetime, *, created: bo
         conn.execute("UPDATE issues SET updated_on = ? WHERE id = ?", (_ts(at), issue_id))
 
 
+def stamp_user_journals(instance: Instance | Path, issue_id: int, user_id: int, at: datetime) -> None:
+    """Move every journal of ``user_id`` on the issue made later than ``at`` to
+    ``at`` (Redmine may make two journals of one change: a private note apart).
+    For a test whose clock is behind Redmine's: a write happens at the pass's time."""
+    db_path = instance.db_path if isinstance(instance, Instance) else Path(instance)
+    with _connect(db_path) as conn:
+        conn.execute(
+            "UPDATE journals SET created_on = ? WHERE journalized_type = 'Issue' AND journalized_id = ? "
+            "AND user_id = ? AND created_on > ?",
+            (_ts(at), issue_id, user_id, _ts(at)),
+        )
+        conn.execute("UPDATE issues SET updated_on = ? WHERE id = ? AND updated_on > ?", (_ts(at), issue_id, _ts(at)))
+
+
 def reset_issues(instance: Instance | Path) -> None:
     """Delete every issue and what hangs off it; the next issue gets id 1 again.
 

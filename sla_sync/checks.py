@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
-
 from .calendar import country_holidays
 from .model import METRICS
 from .positions import Loc
@@ -20,17 +18,6 @@ from .schema import EVENT_KEYS, EVENT_WORDS, apply_revision
 from .values import parse_duration, parse_instant
 
 LEVEL_KEYS = frozenset({"calendar", "description", *METRICS})
-
-
-_BOOL = TypeAdapter(bool)
-
-
-def _true(value: Any) -> bool:
-    """A raw value the schema reads as ``true`` (the YAML reader keeps scalars as text)."""
-    try:
-        return _BOOL.validate_python(value)
-    except ValidationError:
-        return False  # the schema reports it
 
 
 def _mapping(value: Any) -> dict[str, Any]:
@@ -95,10 +82,6 @@ def semantic_problems(data: dict[str, Any], known_kinds: Sequence[str] | None) -
         elif metric in metrics and levels and metric not in defined:
             out.append((("escalate", i, "when"),
                         f"no level sets a {metric} target, so this step can never fire", False))
-        elif _true(_mapping(custom.get(metric)).get("repeat")):
-            out.append((("escalate", i, "when"),
-                        f"{metric} repeats: escalation steps on a repeating metric are not supported yet "
-                        "(a step fires once per issue); escalate on a metric without repeat", False))
         if not any(step.get(k) for k in ("assign", "watchers", "add_labels", "comment", "notify")):
             out.append((("escalate", i),
                         "a step needs at least one action: assign, watchers, add_labels, comment or notify", False))

@@ -318,7 +318,7 @@ def custom_state(metric: CustomMetric, target: int, replay: Replay, calendar: Ca
         figures.append((elapsed, worked))
     elapsed, worked = figures[-1]
     return verdict(metric.name, target, elapsed, worked, cycles[-1].closed, paused_now, calendar, now, warn_share,
-                   len(cycles), breached_cycles)
+                   len(cycles), breached_cycles, cycles[-1].opened)
 
 
 def history_needed(metrics: Mapping[str, CustomMetric]) -> dict[str, list[str]]:

@@ -135,6 +135,7 @@ class SlaState(msgspec.Struct, frozen=True, gc=False):
     stopped_at: int | None
     cycles: int | None = None
     breached_cycles: int | None = None
+    started_at: int | None = None  # a custom metric's: when its current cycle opened
 
 
 @_as_dataclass
@@ -168,7 +169,8 @@ class Change:
 
     ``kind`` is a ``ChangeKind`` (a plain string is converted; an unknown one is a
     ``ValueError``).  ``step`` names the escalation step (1-based) that asked for
-    it, if any.
+    it, if any, and ``cycle`` the cycle it fired in, for a step on a repeating
+    metric (a step's comment is recognised by both).
     """
 
     kind: ChangeKind
@@ -176,6 +178,7 @@ class Change:
     values: tuple[str, ...] = ()
     private: bool = True
     step: int | None = None
+    cycle: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", ChangeKind(self.kind))

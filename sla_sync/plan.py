@@ -32,6 +32,13 @@ The rules, as a decision table per managed value:
   marker the history shows sla-sync's own API user added, so neither a lost store
   nor a marker a customer set makes a step fire twice or never.  A step's
   condition needs its metric not stopped.
+
+  A step on a repeating metric fires once per cycle: "fired" means fired in the
+  metric's current cycle (the store records the cycle; the history shows its
+  marker added since the cycle opened).  When a new cycle opens, sla-sync's marker
+  of the earlier one comes off (``Evidence.stale``), and the step fires, marker
+  and all, on a later pass: a firing always adds its marker anew, which is what
+  makes it visible in the history.
 - assignee: once a step assigned someone, a person's later reassignment is kept
   (or undone with ``override``).
 - several steps due at once (``writeback.backlog_steps``): when more than one
@@ -53,6 +60,7 @@ The rules, as a decision table per managed value:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -64,10 +72,12 @@ from .policy import Policy, Step, managed_labels, marker
 
 @dataclass(frozen=True, order=True)
 class Notice:
-    """One message a fired step sends: to one channel."""
+    """One message a fired step sends: to one channel (``cycle``: the cycle it
+    fired in, for a step on a repeating metric, else 0)."""
 
     step: int
     channel: str
+    cycle: int = 0
 
 
 @dataclass(frozen=True)
@@ -84,10 +94,23 @@ class IssuePlan:
     marked: tuple[int, ...] = ()  # steps recorded as fired without their actions (``backlog_steps``); also in fired
     notices: tuple[Notice, ...] = ()  # the messages the acting steps send, after the writes landed
     backlog: str | None = None  # the backlog_steps mode a catch-up used, if the pass caught up
+    cycles: Mapping[int, int] = field(default_factory=dict)  # step → its current cycle, for steps on repeating metrics
 
     @property
     def empty(self) -> bool:
         return not self.changes
+
+
+def step_cycles(policy: Policy, sla: IssueSla) -> dict[int, tuple[int, int]]:
+    """Step → (its metric's current cycle, when it opened), for each step on a
+    repeating metric that has started one (a step fires once per cycle; the
+    others once per issue)."""
+    out = {}
+    for step in policy.steps:
+        metric = sla.metrics.get(step.metric)
+        if step.repeats and metric is not None and metric.cycles and metric.started_at is not None:
+            out[step.number] = (metric.cycles, metric.started_at)
+    return out
 
 
 def step_due(step: Step, metric: SlaState | None) -> bool:
@@ -174,8 +197,12 @@ def plan_issue(
     notices: list[Notice] = []
     assignee = written.assignee
     due_steps: list[Step] = []
+    cycles = {n: c for n, (c, _) in step_cycles(policy, sla).items()}
     for step in policy.steps:
         mark = marker(prefix, step.number)
+        if step.number in evidence.stale and mark in observed.labels:
+            remove.append(mark)  # an earlier cycle's: off now, the step may fire in this cycle on a later pass
+            continue
         if step.number in evidence.fired:
             if mark not in observed.labels and mark not in add:
                 add.append(mark)  # a person removed it: put sla-sync's record back, nothing fires again
@@ -188,6 +215,7 @@ def plan_issue(
     backlog = wb.backlog if len(due_steps) > 1 or (evidence.backlog and due_steps) else None
     acting = _acting(due_steps, backlog)
     for step in due_steps:
+        cycle = cycles.get(step.number)
         mark = marker(prefix, step.number)
         fired.append(step.number)
         spec = step.spec
@@ -200,13 +228,15 @@ def plan_issue(
         if step not in acting:
             continue
         if spec.watchers:
-            step_changes.append(Change(ChangeKind.WATCHERS, values=tuple(spec.watchers), step=step.number))
+            step_changes.append(Change(ChangeKind.WATCHERS, values=tuple(spec.watchers), step=step.number,
+                                       cycle=cycle))
         if spec.assign:
-            step_changes.append(Change(ChangeKind.ASSIGN, value=spec.assign, step=step.number))
+            step_changes.append(Change(ChangeKind.ASSIGN, value=spec.assign, step=step.number, cycle=cycle))
             assignee = spec.assign
         if spec.comment:
-            step_changes.append(Change(ChangeKind.COMMENT, value=spec.comment, private=spec.private, step=step.number))
-        notices += [Notice(step.number, channel) for channel in spec.notify]
+            step_changes.append(Change(ChangeKind.COMMENT, value=spec.comment, private=spec.private, step=step.number,
+                                       cycle=cycle))
+        notices += [Notice(step.number, channel, cycle or 0) for channel in spec.notify]
     if not fired and written.assignee is not None and observed.assignee != written.assignee:
         if override:
             step_changes.append(Change(ChangeKind.ASSIGN, value=written.assignee))
@@ -225,7 +255,7 @@ def plan_issue(
     changes += step_changes
     marked = tuple(s.number for s in due_steps if s not in acting)
     return IssuePlan(sla.key, sla.level, tuple(changes), tuple(kept), tuple(fired), new_written, tuple(forged_steps),
-                     marked, tuple(notices), backlog)
+                     marked, tuple(notices), backlog, cycles)
 
 
 def _acting(due: list[Step], backlog: str | None) -> list[Step]:
@@ -289,6 +319,8 @@ def _sla_fields(sla: IssueSla, observed: Observed, policy: Policy) -> list[Chang
 def describe_change(change: Change) -> str:
     """One change in words, as the plan table and the log lines show it."""
     step = f" (step {change.step})" if change.step else ""
+    if change.step and change.cycle:
+        step = f" (step {change.step}, cycle {change.cycle})"
     if change.kind is ChangeKind.COMMENT:
         where = "private" if change.private else "public"
         return f"{where} note{step}: {change.value}"

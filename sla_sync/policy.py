@@ -112,6 +112,7 @@ class Step:
     metric: str
     share: float | None  # None: when breached
     spec: StepSpec
+    repeats: bool = False  # its metric repeats (``repeat: true``): the step fires once per cycle
 
 
 @dataclass(frozen=True)
@@ -204,7 +205,8 @@ def managed_labels(prefix: str, levels: Iterable[str]) -> frozenset[str]:
 
 
 def marker(prefix: str, step: int) -> str:
-    """The label that records on the issue that escalation step ``step`` fired."""
+    """The label that records on the issue that escalation step ``step`` fired (for
+    a step on a repeating metric: fired in the metric's current cycle)."""
     return f"{prefix}escalated-{step}"
 
 
@@ -369,7 +371,8 @@ def compile_policy(spec: PolicyFile, source: str = "<policy>") -> Policy:
     for i, step in enumerate(spec.escalate):
         metric, cond = step.when.split(None, 1)
         share = None if cond.strip() == "breached" else parse_percent(cond)
-        steps.append(Step(i + 1, metric, share, step))
+        repeats = metric in spec.metrics and spec.metrics[metric].repeat
+        steps.append(Step(i + 1, metric, share, step, repeats))
     wb = spec.writeback
     return Policy(
         spec=spec,

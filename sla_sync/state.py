@@ -15,7 +15,8 @@ Per policy it keeps:
   full pass (every open issue listed) ran;
 - per issue: the version (tracker's ``updated``) and neutral issue with history,
   and the values sla-sync last wrote (due date, due instant, assignee);
-- the escalation steps it fired (a journal; the markers on the issues decide);
+- the escalation steps it fired (a journal; the markers on the issues decide),
+  with the cycle a step on a repeating metric fired in (it fires once per cycle);
 - the messages those steps send: queued as an intent before the step's writes,
   ready once they landed (or once the issue's history shows they did, after a
   lost answer or a killed pass), and marked sent just before they go out (taken
@@ -94,6 +95,7 @@ fired = Table(
     Column("key", String(200), primary_key=True),
     Column("step", Integer, primary_key=True),
     Column("fired_at", BigInteger, nullable=False),
+    Column("cycle", Integer, nullable=False, server_default="0"),  # the cycle, for a step on a repeating metric
 )
 mirror = Table(  # the policy's open issues as the last pass left them: what a delta pass needs
     "mirror", metadata,
@@ -120,7 +122,11 @@ notices = Table(
     Column("position", Integer, nullable=False),  # in the step's notify list: messages go out in its order
     Column("ready", Integer, nullable=False),  # 0: the step's writes are under way; 1: they landed
     Column("sent_at", BigInteger, nullable=True),
+    Column("cycle", Integer, nullable=False, server_default="0"),  # the step's cycle (a repeating metric's), else 0
 )
+# Columns added since the first stores were made: an older store gets them on open
+# (``create_all`` makes missing tables only), and lacking them is not a foreign schema.
+ADDED_COLUMNS = ((fired, "cycle"), (notices, "cycle"))
 digests = Table(
     "digests", metadata,
     Column("policy", String(200), primary_key=True),
@@ -298,6 +304,7 @@ class Store:
             metadata.create_all(conn)
             for index in mirror.indexes:  # an index added since the table was made (create_all skips those)
                 index.create(conn, checkfirst=True)
+            _add_columns(conn)
 
     @property
     def _where(self) -> str:
@@ -439,17 +446,18 @@ class Store:
             value = conn.execute(select(reconciled.c.at).where(reconciled.c.policy == policy)).scalar()
         return None if value is None else int(value)
 
-    def fired_of(self, policy: str, keys: Iterable[str]) -> dict[str, frozenset[int]]:
-        """The fired steps of these issues only (a pass asks for the ones it evaluates)."""
+    def fired_of(self, policy: str, keys: Iterable[str]) -> dict[str, dict[int, int]]:
+        """The fired steps of these issues only (a pass asks for the ones it
+        evaluates): step → the cycle it last fired in (0: a step that fires once)."""
         wanted = list(keys)
-        out: dict[str, set[int]] = {}
+        out: dict[str, dict[int, int]] = {}
         with self.engine.connect() as conn:
             for i in range(0, len(wanted), 500):
-                rows = conn.execute(select(fired.c.key, fired.c.step)
+                rows = conn.execute(select(fired.c.key, fired.c.step, fired.c.cycle)
                                     .where(fired.c.policy == policy, fired.c.key.in_(wanted[i:i + 500])))
                 for row in rows:
-                    out.setdefault(row.key, set()).add(int(row.step))
-        return {k: frozenset(v) for k, v in out.items()}
+                    out.setdefault(row.key, {})[int(row.step)] = int(row.cycle)
+        return out
 
     def fired_steps(self, policy: str, key: str) -> list[int]:
         with self.engine.connect() as conn:
@@ -475,17 +483,22 @@ class Store:
         with self.engine.connect() as conn:
             return {(r.key, int(r.step), r.channel): int(r.sent_at) for r in conn.execute(query)}
 
-    def queue_notices(self, policy: str, key: str, items: Iterable[tuple[int, str]], at: int) -> None:
-        """Record a step's messages as an intent, at once (not with the pass's other
-        writes), before the step's tracker writes.  One already recorded stays."""
+    def queue_notices(self, policy: str, key: str, items: Iterable[tuple[int, str, int]], at: int) -> None:
+        """Record a step's messages (step, channel, cycle) as an intent, at once
+        (not with the pass's other writes), before the step's tracker writes.  One
+        already recorded stays; one of an earlier cycle of the step is replaced
+        (sent or not: a held message of a cycle that ended is not sent any more)."""
         with self.engine.begin() as conn:
-            for position, (step, channel) in enumerate(items):
-                known = conn.execute(select(notices.c.step).where(
-                    notices.c.policy == policy, notices.c.key == key, notices.c.step == step,
-                    notices.c.channel == channel)).first()
-                if known is None:
-                    conn.execute(insert(notices).values(policy=policy, key=key, step=step, channel=channel,
-                                                        queued_at=at, position=position, ready=0, sent_at=None))
+            for position, (step, channel, cycle) in enumerate(items):
+                where = (notices.c.policy == policy, notices.c.key == key, notices.c.step == step,
+                         notices.c.channel == channel)
+                known = conn.execute(select(notices.c.cycle).where(*where)).first()
+                if known is not None and int(known.cycle) == cycle:
+                    continue
+                if known is not None:
+                    conn.execute(delete(notices).where(*where))
+                conn.execute(insert(notices).values(policy=policy, key=key, step=step, channel=channel, cycle=cycle,
+                                                    queued_at=at, position=position, ready=0, sent_at=None))
 
     def notices_ready(self, policy: str, key: str, steps: Iterable[int]) -> None:
         """The steps' writes landed: their messages may go out, at once."""
@@ -539,9 +552,10 @@ class Store:
         with self.engine.begin() as conn:
             _set_written(conn, policy, key, written)
 
-    def record_fired(self, policy: str, key: str, steps: Iterable[int], at: int) -> None:
+    def record_fired(self, policy: str, key: str, steps: Iterable[int], at: int,
+                     cycles: Mapping[int, int] | None = None) -> None:
         with self.engine.begin() as conn:
-            _record_fired(conn, policy, key, list(steps), at)
+            _record_fired(conn, policy, key, list(steps), at, cycles or {})
 
     def set_cursor(self, policy: str, cursor: int | None) -> None:
         with self.engine.begin() as conn:
@@ -595,9 +609,10 @@ class PassWrites:
     def set_written(self, key: str, written: Written) -> None:
         self._ops.append(lambda conn: _set_written(conn, self.policy, key, written))
 
-    def record_fired(self, key: str, steps: Iterable[int], at: int) -> None:
-        numbers = list(steps)
-        self._ops.append(lambda conn: _record_fired(conn, self.policy, key, numbers, at))
+    def record_fired(self, key: str, steps: Iterable[int], at: int, cycles: Mapping[int, int] | None = None) -> None:
+        """Steps fired at ``at`` (``cycles``: step → the cycle, for steps on repeating metrics)."""
+        numbers, of = list(steps), dict(cycles or {})
+        self._ops.append(lambda conn: _record_fired(conn, self.policy, key, numbers, at, of))
 
     def set_cursor(self, cursor: int | None) -> None:
         self._ops.append(lambda conn: _upsert_cursor(conn, self.policy, cursor))
@@ -675,10 +690,11 @@ def _set_written(conn: Connection, policy: str, key: str, written: Written) -> N
     )
 
 
-def _record_fired(conn: Connection, policy: str, key: str, steps: list[int], at: int) -> None:
+def _record_fired(conn: Connection, policy: str, key: str, steps: list[int], at: int,
+                  cycles: Mapping[int, int]) -> None:
     for step in steps:
         conn.execute(delete(fired).where(fired.c.policy == policy, fired.c.key == key, fired.c.step == step))
-        conn.execute(insert(fired).values(policy=policy, key=key, step=step, fired_at=at))
+        conn.execute(insert(fired).values(policy=policy, key=key, step=step, fired_at=at, cycle=cycles.get(step, 0)))
 
 
 def _finish_run(conn: Connection, run_id: str, at: int, status: str, counts: dict[str, Any], errors: list[str]) -> None:
@@ -801,6 +817,17 @@ def _prepare_file(path: Path) -> None:
         Path(tmp).unlink(missing_ok=True)
 
 
+def _add_columns(conn: Connection) -> None:
+    """The ``ADDED_COLUMNS`` an older store lacks, added (with their defaults)."""
+    inspector = inspect(conn)
+    for table, name in ADDED_COLUMNS:
+        if name not in {c["name"] for c in inspector.get_columns(table.name)}:
+            column = table.c[name]
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {name} {kind} NOT NULL "
+                              f"DEFAULT {column.server_default.arg}"))  # type: ignore[union-attr]
+
+
 def _foreign_schema(conn: Connection) -> str | None:
     """Why the database is not a store (another application's tables, or tables
     of the store's names with other columns), or ``None``."""
@@ -811,7 +838,8 @@ def _foreign_schema(conn: Connection) -> str | None:
         return f"it holds other tables ({', '.join(sorted(present)[:5])})"
     for name in sorted(present & ours):
         have = {c["name"] for c in inspector.get_columns(name)}
-        missing = [c.name for c in metadata.tables[name].columns if c.name not in have]
+        added = {n for t, n in ADDED_COLUMNS if t.name == name}
+        missing = [c.name for c in metadata.tables[name].columns if c.name not in have | added]
         if missing:
             return f"its table {name} lacks the column{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
     return None

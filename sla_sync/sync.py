@@ -45,7 +45,7 @@ from .errors import AuthError, GoneError, PartialWriteError, SlaSyncError, Track
 from .evidence import evidence_of
 from .model import IssueSla, Written
 from .notify import Message, Sender, SendError, in_working_time, next_working_instant, step_message
-from .plan import IssuePlan, plan_issue
+from .plan import IssuePlan, plan_issue, step_cycles
 from .policy import Policy
 from .redact import REDACTOR
 from .state import CachedIssue, PassWrites, PendingNotice, Remembered, Store
@@ -189,7 +189,7 @@ def states_of(sla: IssueSla) -> str:
 
 def plan_all(
     tracked: list[Tracked], written: Mapping[str, Written], policy: Policy, now: int,
-    fired: Mapping[str, frozenset[int]] | None = None, *,
+    fired: Mapping[str, Mapping[int, int]] | None = None, *,
     known: Collection[str] | None = None, cursor: int | None = None,
 ) -> list[Outcome]:
     """Evaluate and plan every fetched issue (pure); ``fired`` is what the store
@@ -201,9 +201,11 @@ def plan_all(
     for t in tracked:
         sla = evaluate(t.issue, policy, now)
         adopted = known is not None and t.issue.key not in known and (cursor is None or t.issue.created_at <= cursor)
-        evidence = evidence_of(t.issue, policy, (fired or {}).get(t.issue.key, ()), backlog=adopted)
+        evidence = evidence_of(t.issue, policy, (fired or {}).get(t.issue.key), step_cycles(policy, sla),
+                               backlog=adopted)
         plan = plan_issue(sla, t.observed, written.get(t.issue.key, Written()), policy, evidence)
-        upcoming = next_change(sla, t.issue.created_at, evidence.fired | set(plan.fired), policy, now)
+        upcoming = next_change(sla, t.issue.created_at, evidence.fired | set(plan.fired), policy, now,
+                               waiting=evidence.stale)
         out.append(Outcome(t.issue.key, sla, plan, title=t.issue.title, assignee=t.issue.assignee,
                            fired_before=evidence.fired, upcoming=upcoming))
     return out
@@ -316,8 +318,10 @@ def mirrored_upcoming(store: Store, policy: Policy, now: int) -> Upcoming | None
     key, at = found
     hit = store.remembered(policy.state_key).get(key)
     if hit is not None:
-        fired = store.fired_of(policy.state_key, [key]).get(key, frozenset())
-        upcoming = next_change(evaluate(hit.issue, policy, now), hit.issue.created_at, set(fired), policy, now)
+        sla = evaluate(hit.issue, policy, now)
+        evidence = evidence_of(hit.issue, policy, store.fired_of(policy.state_key, [key]).get(key),
+                               step_cycles(policy, sla))
+        upcoming = next_change(sla, hit.issue.created_at, evidence.fired, policy, now, waiting=evidence.stale)
         if upcoming is not None and upcoming.at == at:
             return upcoming
     return Upcoming(at, key, "its SLA changes by time")
@@ -361,7 +365,8 @@ def _apply_pass(
             break
         notices = outcome.plan.notices
         if notices:  # an intent, committed before the writes: a killed pass cannot lose the message
-            store.queue_notices(policy.state_key, outcome.key, [(n.step, n.channel) for n in notices], now)
+            store.queue_notices(policy.state_key, outcome.key, [(n.step, n.channel, n.cycle) for n in notices],
+                                now)
         if outcome.plan.changes:
             try:
                 tracker.apply(outcome.key, outcome.plan.changes)
@@ -375,12 +380,13 @@ def _apply_pass(
                 result.errors.append(outcome.error)
                 failed.append(by_key[outcome.key])
                 if isinstance(exc, PartialWriteError) and exc.steps_landed:
-                    writes.record_fired(outcome.key, outcome.plan.fired, now)  # the notes and markers did land
+                    # the notes and markers did land
+                    writes.record_fired(outcome.key, outcome.plan.fired, now, outcome.plan.cycles)
                     store.notices_ready(policy.state_key, outcome.key, {n.step for n in notices})
                 continue
             outcome.applied = True
             applied.append(outcome.key)
-            writes.record_fired(outcome.key, outcome.plan.fired, now)
+            writes.record_fired(outcome.key, outcome.plan.fired, now, outcome.plan.cycles)
         if notices:
             store.notices_ready(policy.state_key, outcome.key, {n.step for n in notices})
         if outcome.plan.written != written.get(outcome.key, Written()):

@@ -12,11 +12,12 @@ issues, and ``watch`` can wake for it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from .calendar import Calendar, NoWorkingTimeError
 from .model import IssueSla, SlaState, State
+from .plan import step_due
 from .policy import Policy
 
 
@@ -51,10 +52,13 @@ def _when(calendar: Calendar, metric: SlaState, elapsed: int, now: int) -> int |
 
 
 def next_change(
-    sla: IssueSla, created_at: int, fired: Iterable[int], policy: Policy, now: int
+    sla: IssueSla, created_at: int, fired: Iterable[int], policy: Policy, now: int,
+    *, waiting: Collection[int] = (),
 ) -> Upcoming | None:
     """The earliest instant after ``now`` at which time alone changes the plan of
-    this issue (``fired``: the steps already fired), or ``None`` (nothing runs)."""
+    this issue (``fired``: the steps already fired), or ``None`` (nothing runs).
+    ``waiting``: steps on repeating metrics whose earlier cycle's marker this pass
+    takes off; one that is due fires on the next pass, a second later."""
     calendar = policy.calendar_of(sla.rule, policy.level_at(sla.level, created_at))  # a rule's own, else the level's
     wb = policy.writeback
     found: list[Upcoming] = []
@@ -79,6 +83,9 @@ def next_change(
     done = set(fired)
     for step in policy.steps:
         watched = sla.metrics.get(step.metric)
+        if step.number in waiting and step.number not in done and step_due(step, watched):
+            add(now + 1, f"escalation step {step.number}")
+            continue
         if step.number in done or watched is None or watched.state is not State.RUNNING:
             continue
         threshold = watched.target_s + 1 if step.share is None else _ceil_share(step.share, watched.target_s)

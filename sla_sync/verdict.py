@@ -25,9 +25,9 @@ _BREACHED, _MET, _PAUSED, _RUNNING = State.BREACHED, State.MET, State.PAUSED, St
 
 def verdict(metric: str, target: int, elapsed: int, spans: Sequence[Span], stopped_at: int | None, paused: bool,
             calendar: Calendar, now: int, warn_share: float, cycles: int | None = None,
-            breached_cycles: int | None = None) -> SlaState:
-    """The metric's ``SlaState`` (see the module docstring); ``cycles`` and
-    ``breached_cycles`` for a custom metric."""
+            breached_cycles: int | None = None, started_at: int | None = None) -> SlaState:
+    """The metric's ``SlaState`` (see the module docstring); ``cycles``,
+    ``breached_cycles`` and the current cycle's ``started_at`` for a custom metric."""
     breached_at = due_at = None
     at_risk = False
     if elapsed > target:
@@ -48,7 +48,7 @@ def verdict(metric: str, target: int, elapsed: int, spans: Sequence[Span], stopp
             except NoWorkingTimeError:
                 due_at = None
     return SlaState(metric, state, at_risk, target, elapsed, target - elapsed, due_at, breached_at, stopped_at,
-                    cycles, breached_cycles)
+                    cycles, breached_cycles, started_at)
 
 
 def reach(calendar: Calendar, spans: Sequence[Span], target: int) -> int | None:

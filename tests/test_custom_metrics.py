@@ -582,10 +582,89 @@ def test_a_step_on_a_metric_that_never_started_never_fires() -> None:
     assert plan_issue(sla, Observed(), Written(), policy).fired == ()
 
 
-def test_check_refuses_a_step_on_a_repeating_metric_for_now() -> None:
-    with pytest.raises(PolicyError) as caught:
-        parse_policy(FULL.replace("when: triage breached", "when: next_reply 75%"), "p.yaml")
-    assert "next_reply repeats: escalation steps on a repeating metric are not supported yet" in str(caught.value)
+REPLY_STEP = FULL.replace("""  - when: triage breached
+    add_labels: [triage-late]""", """  - when: next_reply 75%
+    comment: Answer the customer.""")
+
+
+def reply_plan(now: str, *, recorded: dict[int, int] | None = None, on_issue: tuple[str, ...] = (),
+               events: tuple[dict[str, Any], ...] = ()) -> Any:
+    """The plan of HISTORY (next_reply: cycle 1 10:05-10:20, cycle 2 from 11:00, 1h
+    target) under a step at next_reply 75%, and the issue's next change."""
+    from sla_sync.evidence import evidence_of
+    from sla_sync.model import Observed, Written
+    from sla_sync.plan import plan_issue, step_cycles
+    from sla_sync.upcoming import next_change
+
+    policy = parse_policy(REPLY_STEP, "p.yaml")  # check accepts a step on a repeating metric
+    issue = issue_from_json({**HISTORY, "events": [*HISTORY["events"], *events]})
+    sla = evaluate(issue, policy, ts(now))
+    evidence = evidence_of(issue, policy, recorded, step_cycles(policy, sla))
+    plan = plan_issue(sla, Observed(labels=frozenset(on_issue)), Written(), policy, evidence)
+    upcoming = next_change(sla, issue.created_at, evidence.fired | set(plan.fired), policy, ts(now),
+                           waiting=evidence.stale)
+    return plan, upcoming
+
+
+def step_labels(plan: Any, kind: str) -> list[str]:
+    return [lbl for c in plan.changes if c.kind.value == kind for lbl in c.values if "escalated" in lbl]
+
+
+def test_a_new_cycle_takes_the_earlier_marker_off_and_the_step_fires_on_the_next_pass() -> None:
+    """The store says step 1 fired in cycle 1; cycle 2 (from 11:00) is 45m old at
+    11:45, past the step's 75%: this pass takes cycle 1's marker off and comes back
+    a second later; that pass fires the step for cycle 2, marker and comment."""
+    plan, upcoming = reply_plan("2026-11-02T11:45:00Z", recorded={1: 1}, on_issue=("sla:escalated-1",))
+    assert plan.fired == () and step_labels(plan, "remove_labels") == ["sla:escalated-1"]
+    assert [c for c in plan.changes if c.kind.value == "comment"] == []
+    assert (upcoming.at, upcoming.why) == (ts("2026-11-02T11:45:01Z"), "escalation step 1")
+    removed = {**label("2026-11-02T11:45:00Z", removed=["sla:escalated-1"]), "by_self": True}
+    plan, _ = reply_plan("2026-11-02T11:45:01Z", recorded={1: 1}, events=(removed,))
+    assert plan.fired == (1,) and dict(plan.cycles) == {1: 2}
+    assert step_labels(plan, "add_labels") == ["sla:escalated-1"]
+    [comment_change] = [c for c in plan.changes if c.kind.value == "comment"]
+    assert (comment_change.value, comment_change.step, comment_change.cycle) == ("Answer the customer.", 1, 2)
+
+
+def test_a_step_fired_in_the_current_cycle_does_not_fire_again() -> None:
+    """Cycle 2's step recorded by the store, or its marker added by sla-sync's own
+    user since cycle 2 opened (the store lost): nothing fires, nothing comes off."""
+    by_store, _ = reply_plan("2026-11-02T11:50:00Z", recorded={1: 2}, on_issue=("sla:escalated-1",))
+    mine = {**label("2026-11-02T11:46:00Z", ["sla:escalated-1"]), "by_self": True}
+    by_history, _ = reply_plan("2026-11-02T11:50:00Z", on_issue=("sla:escalated-1",), events=(mine,))
+    for plan in (by_store, by_history):
+        assert plan.fired == () and [c for c in plan.changes if c.step is not None] == []
+        assert step_labels(plan, "add_labels") == [] and step_labels(plan, "remove_labels") == []
+
+
+def test_sla_syncs_marker_from_an_earlier_cycle_is_not_this_cycles() -> None:
+    """The store lost; the history shows sla-sync adding the marker at 10:15, in
+    cycle 1: in cycle 2 it is stale, not a firing."""
+    mine = {**label("2026-11-02T10:15:00Z", ["sla:escalated-1"]), "by_self": True}
+    plan, _ = reply_plan("2026-11-02T11:20:00Z", on_issue=("sla:escalated-1",), events=(mine,))
+    assert plan.fired == () and plan.forged == ()
+    assert step_labels(plan, "remove_labels") == ["sla:escalated-1"]
+
+
+def test_a_forged_marker_neither_stops_nor_fires_a_step_on_a_repeating_metric() -> None:
+    """A customer's copy of the marker: before the threshold it is only reported; at
+    the threshold the step fires and the copy comes off."""
+    theirs = {**label("2026-11-02T11:10:00Z", ["sla:escalated-1"]), "by_self": False}
+    early, _ = reply_plan("2026-11-02T11:30:00Z", on_issue=("sla:escalated-1",), events=(theirs,))
+    assert early.fired == () and early.forged == (1,)
+    assert any("sla:escalated-1" in line for line in early.kept)
+    late, _ = reply_plan("2026-11-02T11:50:00Z", on_issue=("sla:escalated-1",), events=(theirs,))
+    assert late.fired == (1,) and step_labels(late, "remove_labels") == ["sla:escalated-1"]
+
+
+def test_a_step_on_a_repeating_metric_waits_for_its_first_cycle() -> None:
+    from sla_sync.model import Observed, Written
+    from sla_sync.plan import plan_issue
+
+    policy = parse_policy(REPLY_STEP)
+    sla = evaluate(issue_from_json({**HISTORY, "events": []}), policy, ts("2026-11-02T13:00:00Z"))
+    plan = plan_issue(sla, Observed(), Written(), policy)
+    assert plan.fired == () and step_labels(plan, "add_labels") == []
 
 
 def test_report_explain_compare_html_and_schema_handle_custom_metrics(tmp_path: Any) -> None:

@@ -188,13 +188,9 @@ def test_a_pass_killed_after_sending_never_sends_twice(memory: Any, receiver: Re
     assert [m[1] for m in receiver.messages] == [f"[contract-memory] {key} resolution 3h left: step 1"]
 
 
-def test_a_pass_killed_after_the_tracker_write_still_sends_once(memory: Any, receiver: Receiver,
-                                                                  tmp_path: Path) -> None:
-    """The write landed and the process died before it heard so: the history shows the
-    step's marker was sla-sync's, so the next pass sends the message, once."""
-    store_path = str(tmp_path / "state.sqlite")
-    key = memory.create_issue("Checkout down", priority="P1", created_at=at("2026-11-02T08:00:00"))
-    policy = memory.policy(NOTIFY_BODY)
+def killed_after_the_write(memory: Any, body: str, store_path: str, now: str) -> None:
+    """A pass whose process dies just after its first tracker write landed."""
+    policy = memory.policy(body)
     tracker = memory.tracker(policy)
     real_apply = tracker.apply
 
@@ -204,14 +200,72 @@ def test_a_pass_killed_after_the_tracker_write_still_sends_once(memory: Any, rec
 
     tracker.apply = apply_then_die
     with pytest.raises(Killed):
-        run_pass(tracker, policy, Store(store_path), utc_seconds(at("2026-11-02T13:00:00")), apply=True,
+        run_pass(tracker, policy, Store(store_path), utc_seconds(at(now)), apply=True,
                  run_id="t", sender=AppriseSender(policy.notify, os.environ))
+
+
+def test_a_pass_killed_after_the_tracker_write_still_sends_once(memory: Any, receiver: Receiver,
+                                                                  tmp_path: Path) -> None:
+    """The write landed and the process died before it heard so: the history shows the
+    step's marker was sla-sync's, so the next pass sends the message, once."""
+    store_path = str(tmp_path / "state.sqlite")
+    key = memory.create_issue("Checkout down", priority="P1", created_at=at("2026-11-02T08:00:00"))
+    killed_after_the_write(memory, NOTIFY_BODY, store_path, "2026-11-02T13:00:00")
     assert receiver.messages == [] and memory.watchers(key) == {"manager"}
     later = one_pass(memory, Store(store_path), "2026-11-02T13:05:00")
     assert [o.plan.fired for o in later.outcomes] == [()]  # nothing fires again
     assert [m[1] for m in receiver.messages] == [f"[contract-memory] {key} resolution 2h55m left: step 1"]
     one_pass(memory, Store(store_path), "2026-11-02T13:10:00")
     assert len(receiver.messages) == 1
+
+
+REPLY_NOTIFY = BODY.replace("levels:", """metrics:
+  next_reply:
+    start: [{comment: customer}]
+    stop: [{comment: agent}]
+    repeat: true
+levels:""").replace("P1: {calendar: always, first_response: 30m, resolution: 8h}",
+                    "P1: {calendar: always, first_response: 30m, next_reply: 1h, resolution: 80h}").replace(
+    """escalate:
+  - when: resolution 50%
+    watchers: [manager]
+  - when: resolution breached
+    assign: manager
+    comment: "SLA breached: escalated to the manager."
+""", """escalate:
+  - when: next_reply 50%
+    watchers: [manager]
+    notify: oncall
+""") + f"""
+notify:
+  channels:
+    oncall: {{url_env: {ONCALL_ENV}}}
+"""
+
+
+def test_a_step_on_a_repeating_metric_sends_once_per_cycle_even_after_a_kill(
+        memory: Any, receiver: Receiver, tmp_path: Path) -> None:
+    """Cycle 1's message goes out once; in cycle 2 the pass dies after the tracker
+    write: the history shows the marker added in cycle 2, so the next pass sends
+    cycle 2's message, once, and fires nothing again."""
+    store_path = str(tmp_path / "state.sqlite")
+    key = memory.create_issue("Checkout down", priority="P1", created_at=at("2026-11-02T08:00:00"))
+    memory.comment(key, "Any news?", by="erin", public=True, at=at("2026-11-02T09:00:00"))
+    one_pass(memory, Store(store_path), "2026-11-02T09:31:00", body=REPLY_NOTIFY)
+    one_pass(memory, Store(store_path), "2026-11-02T09:35:00", body=REPLY_NOTIFY)
+    assert [m[1] for m in receiver.messages] == [f"[contract-memory] {key} next_reply 29m left: step 1"]
+
+    memory.comment(key, "On it.", by="alice", public=True, at=at("2026-11-02T09:40:00"))
+    memory.comment(key, "Still down.", by="erin", public=True, at=at("2026-11-02T10:00:00"))
+    one_pass(memory, Store(store_path), "2026-11-02T10:05:00", body=REPLY_NOTIFY)  # cycle 1's marker comes off
+    assert "sla:escalated-1" not in memory.observe(key).labels
+    killed_after_the_write(memory, REPLY_NOTIFY, store_path, "2026-11-02T10:31:00")
+    assert "sla:escalated-1" in memory.observe(key).labels and len(receiver.messages) == 1
+    later = one_pass(memory, Store(store_path), "2026-11-02T10:32:00", body=REPLY_NOTIFY)
+    assert [o.plan.fired for o in later.outcomes] == [()]
+    assert [m[1] for m in receiver.messages][1:] == [f"[contract-memory] {key} next_reply 28m left: step 1"]
+    one_pass(memory, Store(store_path), "2026-11-02T10:40:00", body=REPLY_NOTIFY)
+    assert len(receiver.messages) == 2
 
 
 def test_backlog_mark_sends_nothing(memory: Any, receiver: Receiver, tmp_path: Path) -> None:

@@ -77,6 +77,42 @@ def test_fired_steps_and_the_run_journal(state_url: str) -> None:
     assert (run.counts, run.errors) == ({"errors": 1}, ["issue 3: HTTP 500"])
 
 
+def test_a_step_on_a_repeating_metric_is_recorded_with_its_cycle(state_url: str) -> None:
+    store = Store(state_url)
+    store.record_fired("acme", "SUP-7", [1, 2], at=100, cycles={1: 3})
+    assert store.fired_of("acme", ["SUP-7", "SUP-8"]) == {"SUP-7": {1: 3, 2: 0}}
+    store.record_fired("acme", "SUP-7", [1], at=200, cycles={1: 4})  # the next cycle replaces it
+    assert store.fired_of("acme", ["SUP-7"]) == {"SUP-7": {1: 4, 2: 0}}
+
+
+def test_a_message_of_a_new_cycle_replaces_the_earlier_cycles(state_url: str) -> None:
+    store = Store(state_url)
+    store.queue_notices("acme", "SUP-7", [(1, "oncall", 1)], at=100)
+    store.notices_ready("acme", "SUP-7", [1])
+    store.mark_sent("acme", "SUP-7", 1, "oncall", 110)
+    store.queue_notices("acme", "SUP-7", [(1, "oncall", 1)], at=120)  # the same cycle again: already sent
+    assert store.pending_notices("acme") == [] and store.notice_intents("acme") == []
+    store.queue_notices("acme", "SUP-7", [(1, "oncall", 2)], at=300)  # cycle 2: a new message
+    store.notices_ready("acme", "SUP-7", [1])
+    assert [(n.key, n.step, n.channel, n.queued_at) for n in store.pending_notices("acme")] == \
+        [("SUP-7", 1, "oncall", 300)]
+
+
+def test_a_store_from_before_cycles_gets_the_columns_and_keeps_its_rows(state_url: str) -> None:
+    store = Store(state_url)
+    store.record_fired("acme", "SUP-7", [2], at=100)
+    store.queue_notices("acme", "SUP-7", [(2, "oncall", 0)], at=100)
+    with store.engine.begin() as conn:
+        for table in ("fired_steps", "notices"):
+            conn.execute(text(f"ALTER TABLE {table} DROP COLUMN cycle"))
+    store.close()
+    reopened = Store(state_url)
+    assert reopened.fired_of("acme", ["SUP-7"]) == {"SUP-7": {2: 0}}
+    assert [(n.step, n.channel) for n in reopened.notice_intents("acme")] == [(2, "oncall")]
+    reopened.record_fired("acme", "SUP-8", [1], at=200, cycles={1: 2})
+    assert reopened.fired_of("acme", ["SUP-8"]) == {"SUP-8": {1: 2}}
+
+
 def test_resolved_names_are_kept_per_policy(state_url: str) -> None:
     store = Store(state_url)
     store.save_directory("acme", {"user:alice": "5", "group:l2-team": "11"})

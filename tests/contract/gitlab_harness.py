@@ -148,6 +148,9 @@ class GitLabHarness:
 
     # -- requests and faults -----------------------------------------------------------
 
+    def writes_at(self, key: str, at: datetime) -> None:
+        self.fake.backdate_writes(PROJECT, int(key), BOT, at)  # the fake's clock may be ahead (an earlier test's)
+
     def requests(self) -> dict[str, int]:
         return self.fake.by_method()
 

@@ -104,6 +104,11 @@ class Harness(Protocol):
     def watchers(self, key: str) -> set[str]:
         """Logins watching the issue."""
 
+    def writes_at(self, key: str, at: datetime) -> None:
+        """sla-sync's last write to the issue happened at ``at`` on the tracker's
+        clock (the pass's ``now``).  The fakes' clocks already follow the seeded
+        history; the real Redmine stamps its own clock, which the test moves."""
+
     def requests(self) -> dict[str, int]:
         """Requests since the last reset of the counter, by method ("GET", "PUT"...)."""
 

@@ -118,6 +118,9 @@ class JiraHarness:
 
     # -- requests and faults ----------------------------------------------------------------
 
+    def writes_at(self, key: str, at: datetime) -> None:
+        pass  # the fake's clock follows the seeded history: sla-sync's writes come after it
+
     def requests(self) -> dict[str, int]:
         return self.fake.by_method()
 

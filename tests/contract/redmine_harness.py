@@ -146,6 +146,13 @@ class RedmineHarness:
 
     # -- requests and faults -----------------------------------------------------------
 
+    def writes_at(self, key: str, at: datetime) -> None:
+        from redmine_local import stamp_user_journals
+
+        code, me = self.admin.request("GET", "/users/current.json")  # sla-sync's API user
+        assert code == 200, (code, me)
+        stamp_user_journals(self.instance, int(key), me["user"]["id"], at)  # on the pass's clock, not Redmine's
+
     def requests(self) -> dict[str, int]:
         return self.proxy.by_method()
 

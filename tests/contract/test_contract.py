@@ -384,6 +384,57 @@ def test_custom_metrics_run_on_the_tracker(harness: Any, state_url: str, tmp_pat
     assert set(harness.requests()) <= {"GET"}
 
 
+REPLY_STEP = CUSTOM.replace("""  - when: first_answer breached
+    watchers: [manager]""", """  - when: next_reply 75%
+    comment: A customer waits for an answer.
+    private: true""")
+
+
+def test_a_step_on_a_repeating_metric_fires_once_per_cycle(harness: Any, state_url: str) -> None:
+    """Each reply cycle escalates once: the step's comment and marker in cycle 1,
+    the marker taken off when cycle 2 opens, comment and marker again in cycle 2;
+    passes in between write nothing."""
+    store = Store(state_url)
+    policy = harness.policy(REPLY_STEP)
+    key = harness.create_issue("Invoice wrong", priority="P3", created_at=at("2026-11-02T08:00:00"))
+    harness.comment(key, "Any news?", by="erin", public=True, at=at("2026-11-02T09:00:00"))
+
+    def run(when: str) -> PassResult:
+        # full passes: seeding back-dates the real Redmine's update times behind a delta pass's cursor
+        result = run_pass(harness.tracker(policy), policy, store, utc_seconds(at(when)), apply=True, run_id="t",
+                          full=True)
+        assert result.errors == []
+        harness.writes_at(key, at(when))
+        return result
+
+    def step_notes() -> int:
+        return sum(text == "A customer waits for an answer." for text, _ in harness.notes(key))
+
+    def marked() -> bool:
+        return "sla:escalated-1" in harness.observe(key).labels
+
+    run("2026-11-02T11:59:00")  # 2h59m of 4h: under 75%
+    assert (step_notes(), marked()) == (0, False)
+    run("2026-11-02T12:01:00")  # 3h01m: cycle 1 escalates
+    assert (step_notes(), marked()) == (1, True)
+    harness.reset_requests()
+    quiet = run("2026-11-02T12:05:00")
+    assert [o.plan.changes for o in quiet.outcomes if o.plan.changes] == []
+    assert set(harness.requests()) <= {"GET"}
+
+    harness.comment(key, "Looking into it.", by="alice", public=True, at=at("2026-11-02T12:30:00"))
+    harness.comment(key, "Still wrong.", by="erin", public=True, at=at("2026-11-02T13:00:00"))
+    opened = run("2026-11-02T13:30:00")  # cycle 2: 30m, its step not due; cycle 1's marker comes off
+    assert [o.sla.metrics["next_reply"].cycles for o in opened.outcomes if o.key == key] == [2]
+    assert (step_notes(), marked()) == (1, False)
+    run("2026-11-02T16:01:00")  # cycle 2: 3h01m
+    assert (step_notes(), marked()) == (2, True)
+    harness.reset_requests()
+    again = run("2026-11-02T16:10:00")
+    assert [o.plan.changes for o in again.outcomes if o.plan.changes] == []
+    assert set(harness.requests()) <= {"GET"}
+
+
 def test_custom_metrics_in_explain_and_report_from_the_tracker(harness: Any) -> None:
     """What `explain`, `report` and `compare` read without --input (the tracker's
     export, ``fetch_all``) gives the same cycles as the pass."""

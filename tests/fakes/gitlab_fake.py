@@ -331,6 +331,16 @@ class GitLabFake(FakeServer):
             proj = self.project(project)
             self._health(proj, proj.issues[iid], health, self.user(by), at or self.now)
 
+    def backdate_writes(self, project: str | int, iid: int, username: str, at: datetime) -> None:
+        """The user's notes and resource events on the issue made later than ``at``
+        move to ``at``: for a test whose passes run behind the fake's clock."""
+        with self.lock:
+            issue = self.project(project).issues[iid]
+            uid = self.user(username).id
+            for row in (*issue.notes, *issue.label_events, *issue.state_events, *issue.milestone_events):
+                if (row.get("author") or row.get("user") or {}).get("id") == uid and parse_time(row["created_at"]) > at:
+                    row["created_at"] = stamp(at)
+
     def reset_issues(self) -> None:
         """Forget every issue, fault and request count (users, groups, projects stay)."""
         with self.lock:
