@@ -195,6 +195,20 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _check_field(fields: Sequence[Mapping[str, Any]], wanted: str, setting: str, kind: str, type_name: str,
+                 missing: str, wrong: Callable[[Mapping[str, Any], str], str]) -> list[str]:
+    """What to do about the field ``setting`` names (by id or name) for ``check``:
+    it must exist once and be of the schema type ``kind``."""
+    found = [f for f in fields if wanted in (f.get("id"), f.get("name"))]
+    if not found:
+        return [missing]
+    if len(found) > 1:
+        return [f"several fields are called {wanted!r}: set {setting} to the id (customfield_NNNNN) of the "
+                f"{type_name} one"]
+    actual = (found[0].get("schema") or {}).get("type")
+    return [] if actual == kind else [wrong(found[0], actual or "unknown")]
+
+
 def _user_id(user: Any) -> str | None:
     """A user object's id: accountId on Cloud, name (username) on Data Center."""
     if not isinstance(user, dict):
@@ -911,44 +925,27 @@ class JiraTracker:
         if project is None:
             todo.append(f"the project {self.spec.project!r} does not exist or the API user cannot browse it: "
                         "fix tracker.project or grant the user 'Browse projects'")
-        if self.spec.due_field:
-            todo += self._check_due_field(self.spec.due_field)
-        if self.options.remaining_field:
-            todo += self._check_remaining_field(self.options.remaining_field)
+        due, remaining = self.spec.due_field, self.options.remaining_field
+        if due or remaining:
+            fields: list[dict[str, Any]] = self._call("listing fields", lambda c: c.fields())  # once for both
+            if due:
+                todo += _check_field(
+                    fields, due, "tracker.due_field", "datetime", "Date Time Picker",
+                    f"create a custom field of type Date Time Picker for the exact due instant and add it to the "
+                    f"edit screen of project {self.spec.project!r}, then set tracker.due_field to its id "
+                    f"(it is {due!r} now, which does not exist)",
+                    lambda f, kind: f"the field {due!r} ({f.get('name')}) is of type {kind}, not a date and "
+                                    "time: point tracker.due_field at a Date Time Picker custom field")
+            if remaining:
+                todo += _check_field(
+                    fields, remaining, "writeback.remaining_field", "number", "Number Field",
+                    f"create a custom field of type Number Field named {remaining!r} for the time left "
+                    f"(writeback.remaining_field) and add it to the edit screen of project {self.spec.project!r}",
+                    lambda f, kind: f"the field {remaining!r} ({f.get('id')}) is of type {kind}, not a number: point "
+                                    "writeback.remaining_field at a Number Field custom field")
         for name in names:
             todo += self._check_name(name)
         return todo
-
-    def _check_due_field(self, wanted: str) -> list[str]:
-        fields: list[dict[str, Any]] = self._call("listing fields", lambda c: c.fields())
-        found = [f for f in fields if wanted in (f.get("id"), f.get("name"))]
-        if not found:
-            return [f"create a custom field of type Date Time Picker for the exact due instant and add it to the "
-                    f"edit screen of project {self.spec.project!r}, then set tracker.due_field to its id "
-                    f"(it is {wanted!r} now, which does not exist)"]
-        if len(found) > 1:
-            return [f"several fields are called {wanted!r}: set tracker.due_field to the id (customfield_NNNNN) of the "
-                    "Date Time Picker one"]
-        kind = (found[0].get("schema") or {}).get("type")
-        if kind != "datetime":
-            return [f"the field {wanted!r} ({found[0].get('name')}) is of type {kind or 'unknown'}, not a date and "
-                    "time: point tracker.due_field at a Date Time Picker custom field"]
-        return []
-
-    def _check_remaining_field(self, wanted: str) -> list[str]:
-        fields: list[dict[str, Any]] = self._call("listing fields", lambda c: c.fields())
-        found = [f for f in fields if wanted in (f.get("id"), f.get("name"))]
-        if not found:
-            return [f"create a custom field of type Number Field named {wanted!r} for the time left "
-                    f"(writeback.remaining_field) and add it to the edit screen of project {self.spec.project!r}"]
-        if len(found) > 1:
-            return [f"several fields are called {wanted!r}: set writeback.remaining_field to the id "
-                    "(customfield_NNNNN) of the Number Field one"]
-        kind = (found[0].get("schema") or {}).get("type")
-        if kind != "number":
-            return [f"the field {wanted!r} ({found[0].get('id')}) is of type {kind or 'unknown'}, not a number: point "
-                    "writeback.remaining_field at a Number Field custom field"]
-        return []
 
     def _check_name(self, name: str) -> list[str]:
         if name in self.options.agents_groups:

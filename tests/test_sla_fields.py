@@ -274,6 +274,7 @@ def test_jira_check_online_names_a_missing_or_wrong_field(tmp_path: Path) -> Non
     try:
         policy = jira_policy(fake, tmp_path, field=LEFT_ID)  # by id works as well as by name
         assert "all in place" in sla_sync(JIRA_ENV, "check", "--online", str(policy)).stdout
+        assert fake.count("GET", "/field") == 1  # the due-instant and the time-left fields: one listing
     finally:
         fake.close()
 
