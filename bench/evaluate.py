@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -36,7 +35,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from measure import child_env  # noqa: E402
+from measure import run_measured  # noqa: E402
 
 FLOOR = """
 import sys, orjson
@@ -46,30 +45,14 @@ for line in open(sys.argv[1], "rb"):
     out.write(orjson.dumps({"key": obj["key"], "level": "P3"}) + b"\\n")
 """
 
-# Runs the command as its own child (its own memory peak) and prints its exit code,
-# wall seconds, CPU seconds (user + system) and peak RSS in KiB; its last stderr line
-# goes to stderr.
-WRAPPER = (
-    "import resource, subprocess, sys, time;"
-    "t = time.perf_counter();"
-    "p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True);"
-    "wall = time.perf_counter() - t;"
-    "u = resource.getrusage(resource.RUSAGE_CHILDREN);"
-    "print(p.returncode, wall, u.ru_utime + u.ru_stime, u.ru_maxrss);"
-    "print(p.stderr.strip().splitlines()[-1] if p.stderr.strip() else '', file=sys.stderr)"
-)
-
-
 def measure(cmd: list[str], tree: Path | None = None) -> tuple[float, float, int]:
     """Wall seconds, CPU seconds and peak RSS (KiB) of ``cmd``, which must succeed;
     with ``tree``, ``python -m sla_sync.cli`` runs the sla_sync of that source tree."""
-    env = child_env() if tree is None else child_env({"PYTHONPATH": str(tree)})
-    done = subprocess.run([sys.executable, "-c", WRAPPER, *cmd], capture_output=True, text=True, check=True,
-                          env=env, cwd=tree)  # ``-m`` looks in the working directory first
-    code, wall, cpu, peak = done.stdout.split()
-    if int(code) != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed (exit {code}): {done.stderr.strip()}")
-    return float(wall), float(cpu), int(peak)
+    # ``-m`` looks in the working directory first
+    code, wall, cpu, peak, last = run_measured(cmd, None if tree is None else {"PYTHONPATH": str(tree)}, tree)
+    if code != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed (exit {code}): {last}")
+    return wall, cpu, peak
 
 
 def best(runs: list[tuple[float, float, int]]) -> tuple[float, float, int]:

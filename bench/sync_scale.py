@@ -23,7 +23,6 @@ Prints figures; never fails on them.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +35,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts"), str(ROOT / "bench")]
 
-from measure import child_env  # noqa: E402
+from measure import run_measured  # noqa: E402
 
 from tests.contract.gitlab_harness import GitLabHarness  # noqa: E402
 from tests.contract.jira_harness import JiraHarness  # noqa: E402
@@ -67,24 +66,6 @@ writeback: {due_date: none, labels: false}
 T = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)  # a Friday
 CROSSERS = 1_000
 CHANGED = 100
-
-# the child's wall, CPU (user + system) and peak RSS; its last stderr line to stderr
-WRAPPER = (
-    "import resource, subprocess, sys, time;"
-    "t = time.perf_counter();"
-    "p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True);"
-    "u = resource.getrusage(resource.RUSAGE_CHILDREN);"
-    "print(p.returncode, time.perf_counter() - t, u.ru_utime + u.ru_stime, u.ru_maxrss);"
-    "print(p.stderr.strip().splitlines()[-1] if p.stderr.strip() else '', file=sys.stderr)"
-)
-
-
-def measure(cmd: list[str]) -> tuple[int, float, float, int, str]:
-    out = subprocess.run([sys.executable, "-c", WRAPPER, *cmd], capture_output=True, text=True, check=True,
-                         env=child_env())
-    code, wall, cpu, peak = out.stdout.split()
-    return int(code), float(wall), float(cpu), int(peak), out.stderr.strip()
-
 
 def seed(h: Any, issues: int) -> list[str]:
     """``issues`` open issues: 1,000 P1 ones 7h to 7h17m old at T (their 50 % step, at
@@ -120,7 +101,7 @@ def run_scenario(h: Any, issues: int, reconcile: str) -> list[Row]:
             h.reset_requests()
             cmd = [sys.executable, "-m", "sla_sync.cli", "run", str(path), "--state", state,
                    "--now", when.strftime("%Y-%m-%dT%H:%M:%SZ"), "--format", "json", *extra]
-            code, wall, cpu, peak, last = measure(cmd)
+            code, wall, cpu, peak, last = run_measured(cmd)
             rows.append((label, h.requests(), wall, cpu, peak / 1024, "" if code == 0 else f"exit {code}: {last}"))
             print(f"  {label:<34} {fmt(h.requests()):<30} {wall:>7.1f} {cpu:>7.1f} {peak / 1024:>7.0f}"
                   + (f"  ({rows[-1][5]})" if code else ""), flush=True)
