@@ -53,6 +53,30 @@ escalate:
 BREACH_NOTE = "SLA breached: escalated to the manager."
 REMAINING_FIELD = "SLA hours left"  # the number field each harness's tracker has for the time left
 
+# The suite's custom metrics: reply cycles (repeating) and the first answer; the due
+# date follows next_reply.  REPLY_STEP adds a step on next_reply (once per cycle).
+CUSTOM = BODY.replace("levels:", """metrics:
+  next_reply:                    # each customer message wants an answer
+    start: [{comment: customer}]
+    stop: [{comment: agent}]
+    repeat: true
+  first_answer:                  # the first customer message's answer
+    start: [{comment: customer}]
+    stop: [{comment: agent}]
+levels:""").replace("P3: {calendar: always, first_response: 8h, resolution: 80h}",
+                    "P3: {calendar: always, first_response: 8h, next_reply: 4h, first_answer: 2h, "
+                    "resolution: 80h}").replace("""escalate:
+  - when: resolution 50%
+    watchers: [manager]""", """escalate:
+  - when: first_answer breached
+    watchers: [manager]""") + "writeback: {due_date: next_reply}\n"
+
+REPLY_NOTE = "A customer waits for an answer."
+REPLY_STEP = CUSTOM.replace("""  - when: first_answer breached
+    watchers: [manager]""", """  - when: next_reply 75%
+    comment: A customer waits for an answer.
+    private: true""")
+
 
 class Harness(Protocol):
     kind: str

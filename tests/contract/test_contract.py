@@ -19,7 +19,7 @@ from sla_sync.model import State
 from sla_sync.state import Store
 from sla_sync.sync import PassResult, run_pass
 from sla_sync.timers import evaluate
-from tests.contract.harness import BODY, BREACH_NOTE, REMAINING_FIELD
+from tests.contract.harness import BODY, BREACH_NOTE, CUSTOM, REMAINING_FIELD, REPLY_NOTE, REPLY_STEP
 
 KINDS = ["redmine", "gitlab", "jira", "jira_dc", "memory"]
 
@@ -329,23 +329,6 @@ def test_the_health_status_follows_the_clocks(kind: str, request: pytest.Fixture
     assert non_get(harness) == 0
 
 
-CUSTOM = BODY.replace("levels:", """metrics:
-  next_reply:                    # each customer message wants an answer
-    start: [{comment: customer}]
-    stop: [{comment: agent}]
-    repeat: true
-  first_answer:                  # the first customer message's answer
-    start: [{comment: customer}]
-    stop: [{comment: agent}]
-levels:""").replace("P3: {calendar: always, first_response: 8h, resolution: 80h}",
-                    "P3: {calendar: always, first_response: 8h, next_reply: 4h, first_answer: 2h, "
-                    "resolution: 80h}").replace("""escalate:
-  - when: resolution 50%
-    watchers: [manager]""", """escalate:
-  - when: first_answer breached
-    watchers: [manager]""") + "writeback: {due_date: next_reply}\n"
-
-
 def answered_once(harness: Any) -> str:
     """A P3 issue: a customer asked at 09:00, an agent answered at 09:30, the customer
     wrote again at 10:00 (unanswered)."""
@@ -384,12 +367,6 @@ def test_custom_metrics_run_on_the_tracker(harness: Any, state_url: str, tmp_pat
     assert set(harness.requests()) <= {"GET"}
 
 
-REPLY_STEP = CUSTOM.replace("""  - when: first_answer breached
-    watchers: [manager]""", """  - when: next_reply 75%
-    comment: A customer waits for an answer.
-    private: true""")
-
-
 def test_a_step_on_a_repeating_metric_fires_once_per_cycle(harness: Any, state_url: str) -> None:
     """Each reply cycle escalates once: the step's comment and marker in cycle 1,
     the marker taken off when cycle 2 opens, comment and marker again in cycle 2;
@@ -408,7 +385,7 @@ def test_a_step_on_a_repeating_metric_fires_once_per_cycle(harness: Any, state_u
         return result
 
     def step_notes() -> int:
-        return sum(text == "A customer waits for an answer." for text, _ in harness.notes(key))
+        return sum(text == REPLY_NOTE for text, _ in harness.notes(key))
 
     def marked() -> bool:
         return "sla:escalated-1" in harness.observe(key).labels
