@@ -640,7 +640,9 @@ class JiraTracker:
             part = keys[i:i + PAGE]
             listed = ", ".join(jql_string(k) for k in part)
             jql = f"project = {project} AND statusCategory != Done AND key in ({listed}) ORDER BY key ASC"
-            first = partial(_cloud_page, jql, None) if self.cloud else partial(_dc_page, jql, 0)
+            # the keys only: the JQL does the checking, no fields nor history to send
+            first = (partial(_cloud_page, jql, None, fields="key", expand="") if self.cloud
+                     else partial(_dc_page, jql, 0, fields="key", expand=""))
             batch = self._maybe("checking issues are in scope", first)  # at most PAGE keys: one page
             if batch is not None:
                 found |= {str(row["key"]) for row in batch.get("issues") or []}
@@ -974,13 +976,14 @@ def _record(found: Any, what: str) -> dict[str, Any]:
     return found
 
 
-def _cloud_page(jql: str, token: str | None, client: JIRA) -> dict[str, Any]:
+def _cloud_page(jql: str, token: str | None, client: JIRA, *, fields: str = FIELDS,
+                expand: str = EXPAND) -> dict[str, Any]:
     return _record(client.enhanced_search_issues(
-        jql, nextPageToken=token, maxResults=PAGE, fields=FIELDS, expand=EXPAND, json_result=True), "a search page")
+        jql, nextPageToken=token, maxResults=PAGE, fields=fields, expand=expand, json_result=True), "a search page")
 
 
-def _dc_page(jql: str, start: int, client: JIRA) -> dict[str, Any]:
-    return _record(client.search_issues(jql, startAt=start, maxResults=PAGE, fields=FIELDS, expand=EXPAND,
+def _dc_page(jql: str, start: int, client: JIRA, *, fields: str = FIELDS, expand: str = EXPAND) -> dict[str, Any]:
+    return _record(client.search_issues(jql, startAt=start, maxResults=PAGE, fields=fields, expand=expand,
                                         json_result=True), "a search page")
 
 

@@ -169,6 +169,19 @@ def test_in_scope_tells_open_issues_of_the_project_from_the_rest(harness: Any) -
     assert tracker.in_scope([keep]) == {keep}
 
 
+@pytest.mark.parametrize("kind", ["jira", "jira_dc"])
+def test_jira_in_scope_asks_for_the_keys_only(kind: str, request: pytest.FixtureRequest) -> None:
+    """The check's JQL does the work: its searches ask for no fields and no history
+    (a page of 100 full issues with their changelogs is what a search costs most)."""
+    harness = request.getfixturevalue(kind)
+    keep = harness.create_issue("Open", priority="P3", created_at=at("2026-11-02T08:00:00"))
+    tracker = harness.tracker(harness.policy(BODY))
+    harness.fake.log.clear()
+    assert tracker.in_scope([keep]) == {keep}
+    searches = [r for r in harness.fake.log if "/search" in r.path]
+    assert [(r.args("fields"), "changelog" in r.args("expand")) for r in searches] == [(["key"], False)]
+
+
 class DeletedWhileWriting:
     """The policy's tracker, but each issue named in ``doomed`` is deleted on the
     tracker just before sla-sync writes it (a person deleted it during the pass)."""
