@@ -47,31 +47,22 @@ def _marker_adds(issue: Issue, policy: Policy) -> dict[int, list[tuple[int, bool
     return out
 
 
-def markers_added_by_us(issue: Issue, policy: Policy, cycles: Mapping[int, tuple[int, int]] | None = None,
-                        ) -> frozenset[int]:
-    """The steps whose marker label sla-sync's own user added at some time; for a
-    step on a repeating metric, since its current cycle opened (``cycles``: step →
-    (cycle, when it opened), see ``plan.step_cycles``)."""
-    cycles = cycles or {}
-    repeating = {s.number for s in policy.steps if s.repeats}
-    out = set()
-    for step, adds in _marker_adds(issue, policy).items():
-        since = cycles[step][1] if step in cycles else None
-        if step in repeating and since is None:
-            continue  # no cycle yet: nothing of it can have fired
-        if any(mine and (since is None or at >= since) for at, mine in adds):
-            out.add(step)
-    return frozenset(out)
-
-
-def recorded_fired(policy: Policy, recorded: Mapping[int, int], cycles: Mapping[int, tuple[int, int]],
-                   ) -> frozenset[int]:
-    """The steps the store recorded as fired (step → the cycle it fired in, 0 for a
-    step that fires once per issue) that count now: a step on a repeating metric
-    only if it fired in the metric's current cycle."""
-    repeating = {s.number for s in policy.steps if s.repeats}
-    return frozenset(n for n, cycle in recorded.items()
-                     if n not in repeating or (n in cycles and cycles[n][0] == cycle))
+def _fired(adds: Mapping[int, list[tuple[int, bool]]], recorded: Mapping[int, int],
+           cycles: Mapping[int, tuple[int, int]], repeating: frozenset[int]) -> frozenset[int]:
+    """The steps that count as fired: those whose marker sla-sync's own user added
+    (``adds``, see ``_marker_adds``) and those the store recorded (step → the cycle
+    it fired in, 0 for a step that fires once per issue); for a step on a repeating
+    metric, only in its current cycle (``cycles``: step → (cycle, when it opened),
+    see ``plan.step_cycles``): added since the cycle opened, or recorded in it."""
+    by_us = set()
+    for step, found in adds.items():
+        if step not in repeating:
+            if any(mine for _, mine in found):
+                by_us.add(step)
+        elif step in cycles and any(mine and at >= cycles[step][1] for at, mine in found):
+            by_us.add(step)  # (a step whose metric has no cycle yet cannot have fired)
+    stored = {n for n, cycle in recorded.items() if n not in repeating or (n in cycles and cycles[n][0] == cycle)}
+    return frozenset(by_us | stored)
 
 
 def set_by_person(issue: Issue, name: str, current: str | None) -> bool:
@@ -87,15 +78,16 @@ def set_by_person(issue: Issue, name: str, current: str | None) -> bool:
 def evidence_of(issue: Issue, policy: Policy, recorded: Mapping[int, int] | None = None,
                 cycles: Mapping[int, tuple[int, int]] | None = None, *, backlog: bool = False) -> Evidence:
     """The evidence for one issue: its history, and the steps the store recorded
-    (step → cycle, see ``recorded_fired``); ``cycles``: the current cycle of each
+    (step → cycle, see ``_fired``); ``cycles``: the current cycle of each
     step on a repeating metric (``plan.step_cycles``).  ``backlog``: the store has
     never seen the issue, and it is older than the store's cursor (or the store is
     new): an existing issue being adopted."""
     cycles, recorded = cycles or {}, recorded or {}
-    fired = markers_added_by_us(issue, policy, cycles) | recorded_fired(policy, recorded, cycles)
     adds = _marker_adds(issue, policy)
-    stale = frozenset(s.number for s in policy.steps if s.repeats and s.number not in fired
-                      and ((s.number in adds and adds[s.number][-1][1]) or s.number in recorded))
+    repeating = frozenset(s.number for s in policy.steps if s.repeats)
+    fired = _fired(adds, recorded, cycles, repeating)
+    stale = frozenset(n for n in repeating if n not in fired
+                      and ((n in adds and adds[n][-1][1]) or n in recorded))
     return Evidence(
         fired=fired,
         stale=stale,

@@ -318,9 +318,8 @@ def _sla_fields(sla: IssueSla, observed: Observed, policy: Policy) -> list[Chang
 
 def describe_change(change: Change) -> str:
     """One change in words, as the plan table and the log lines show it."""
-    step = f" (step {change.step})" if change.step else ""
-    if change.step and change.cycle:
-        step = f" (step {change.step}, cycle {change.cycle})"
+    cycle = f", cycle {change.cycle}" if change.cycle else ""
+    step = f" (step {change.step}{cycle})" if change.step else ""
     if change.kind is ChangeKind.COMMENT:
         where = "private" if change.private else "public"
         return f"{where} note{step}: {change.value}"
