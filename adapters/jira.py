@@ -357,6 +357,10 @@ def _public(comment: dict[str, Any]) -> bool:
     return not comment.get("visibility")
 
 
+class _NoSuchKey(Exception):
+    """Jira refused a search naming keys because one has no issue behind it (400)."""
+
+
 @dataclass
 class _Writes:
     """What ``apply`` sends for one issue, gathered from its changes."""
@@ -602,13 +606,24 @@ class JiraTracker:
             where = f'({where} OR updated >= "{jql_time(since, self._timezone())}")'
         return f"project = {jql_string(self.spec.project)} AND {where} ORDER BY updated ASC, key ASC"
 
-    def _pages(self, jql: str) -> Iterator[list[dict[str, Any]]]:
-        """The search's issues, a page at a time (Cloud: by token; Data Center: by offset)."""
+    def _pages(self, jql: str, *, naming_keys: bool = False) -> Iterator[list[dict[str, Any]]]:
+        """The search's issues, a page at a time (Cloud: by token; Data Center: by offset).
+        ``naming_keys``: the JQL names keys, and Jira refusing it (400: a key with no
+        issue behind it) raises ``_NoSuchKey``."""
+
+        def read(fn: Callable[[JIRA], dict[str, Any]]) -> dict[str, Any]:
+            if not naming_keys:
+                return self._call("searching issues", fn)
+            page = self._maybe("searching issues", fn)
+            if page is None:
+                raise _NoSuchKey
+            return page
+
         if self.cloud:
             token: str | None = None
             seen: set[str] = set()
             while True:
-                page = self._call("searching issues", partial(_cloud_page, jql, token))
+                page = read(partial(_cloud_page, jql, token))
                 self._names.update(page.get("names") or {})
                 yield page.get("issues") or []
                 token = page.get("nextPageToken")
@@ -617,7 +632,7 @@ class JiraTracker:
                 seen.add(token)
         start = 0
         while True:
-            page = self._call("searching issues", partial(_dc_page, jql, start))
+            page = read(partial(_dc_page, jql, start))
             self._names.update(page.get("names") or {})
             issues = page.get("issues") or []
             yield issues
@@ -685,9 +700,15 @@ class JiraTracker:
         wanted = list(keys)
         out = []
         for i in range(0, len(wanted), PAGE):
-            listed = ", ".join(jql_string(k) for k in wanted[i:i + PAGE])
+            part = wanted[i:i + PAGE]
+            listed = ", ".join(jql_string(k) for k in part)
             jql = f"project = {jql_string(self.spec.project)} AND key in ({listed}) ORDER BY key ASC"
-            out += [self._tracked(row, self._events(row)) for page in self._pages(jql) for row in page]
+            try:
+                out += [self._tracked(row, self._events(row)) for page in self._pages(jql, naming_keys=True)
+                        for row in page]
+            except _NoSuchKey:  # Jira refuses a whole search that names a key with no issue: one by one
+                if len(part) > 1:
+                    out += [tracked for key in part for tracked in self.refresh([key])]
         return out
 
     def _events(self, row: dict[str, Any]) -> tuple[Event, ...]:

@@ -646,7 +646,10 @@ class RedmineTracker:
     def refresh(self, keys: Iterable[str]) -> list[Tracked]:
         out = []
         for key in keys:
-            row = self._read(key)
+            try:
+                row = self._read(key)
+            except GoneError:  # deleted, or out of the API user's sight: no such issue, left out
+                continue
             version = read_version(row["updated_on"], self._served, after_write=True)
             out.append(replace(self._tracked(row, self._map_journals(row)), version=version))
         return out

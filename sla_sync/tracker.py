@@ -118,8 +118,10 @@ class Tracker(Protocol):
         ...
 
     def refresh(self, keys: Iterable[str]) -> list[Tracked]:
-        """Fetch these issues anew (after writes), with their history.  A key the
-        tracker cannot even parse (Redmine: not a number) raises ``UserError``."""
+        """Fetch these issues anew (after writes, and ``explain KEY``), with their
+        history.  A key with no issue behind it (deleted, never there, out of the API
+        user's sight) is left out, not an error; a key the tracker cannot even parse
+        (Redmine: not a number) raises ``UserError``."""
         ...
 
     def apply(self, key: str, changes: Sequence[Change]) -> None:

@@ -342,3 +342,12 @@ def test_a_step_message_through_the_command_line(redmine_cli: tuple[Any, Path, d
         text = done.stdout + done.stderr
         for piece in (url, "json://", f"127.0.0.1:{receiver.port}", "/oncall"):
             assert piece not in text, (piece, done.args)
+
+
+def test_explain_of_an_issue_the_tracker_does_not_have_is_bad_input(
+        redmine_cli: tuple[Any, Path, dict[str, str]]) -> None:
+    """`explain KEY` without --input for a key with no issue behind it: what to fix,
+    exit 2 (it was exit 1, as if the tracker had failed)."""
+    _, policy, env = redmine_cli
+    done = sla_sync(env, "explain", "999999", "--policy", str(policy), "--now", "2026-11-02T09:00:00Z", code=2)
+    assert "issue 999999 is not on the tracker" in done.stderr

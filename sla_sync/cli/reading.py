@@ -138,7 +138,8 @@ def find_issue(policy: Policy, input_name: str | None, key: str) -> Issue:
     if input_name is None:
         found = [t.issue for t in tracker_for(policy).refresh([key])]
         if not found:
-            raise UserError(f"issue {key} is not on the tracker")
+            raise UserError(f"issue {key} is not on the tracker (deleted, or out of the API user's sight): "
+                            "check the key, e.g. SUP-42 (Redmine, GitLab: the number)")
         return found[0]
     with open_input(input_name) as (stream, source):
         for _, item in read_issues(stream, source):

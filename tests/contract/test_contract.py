@@ -432,3 +432,16 @@ def test_custom_metrics_in_explain_and_report_from_the_tracker(harness: Any) -> 
     builder.add(issue, evaluate(issue, policy, now))
     stats = builder.result().groups["P3"].metrics["next_reply"]
     assert (stats.running, stats.cycles, stats.breached_cycles, stats.cycle_compliance) == (1, 2, 0, 1.0)
+
+
+def test_re_reading_a_key_the_tracker_does_not_have_answers_the_others(harness: Any) -> None:
+    """``refresh`` (``explain KEY`` without --input, and the re-read after a pass's
+    writes) of a key with no issue behind it: no such issue, not a failure; the
+    other keys' issues come back."""
+    import re
+
+    key = harness.create_issue("Still here", priority="P3", created_at=at("2026-11-02T08:00:00"))
+    missing = re.sub(r"\d+$", "99999", key)
+    tracker = harness.tracker(harness.policy(BODY))
+    assert [t.issue.key for t in tracker.refresh([missing, key])] == [key]
+    assert tracker.refresh([missing]) == []

@@ -321,7 +321,14 @@ class MemoryTracker:
             yield self._track(row, self._events(self._read(row.key)))
 
     def refresh(self, keys: Iterable[str]) -> list[Tracked]:
-        return [self._track(row, self._events(row)) for row in map(self._read, keys)]
+        out = []
+        for key in keys:
+            try:
+                row = self._read(key)
+            except GoneError:  # no such issue: left out
+                continue
+            out.append(self._track(row, self._events(row)))
+        return out
 
     # -- writing ----------------------------------------------------------------------------
 
