@@ -159,7 +159,7 @@ def test_export_needs_a_tracker_section(tmp_path: Path) -> None:
     ("key", "code", "message"),
     [
         ("SUP-1", 2, "'SUP-1': not a key of this tracker"),  # Redmine keys are numbers
-        ("999999", 1, "not found (404)"),
+        ("999999", 2, "issue 999999 is not on the tracker"),  # deleted, or never there: bad input, not a failure
     ],
     ids=["not_a_number", "no_such_issue"],
 )
