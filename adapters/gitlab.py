@@ -515,6 +515,7 @@ class GitLabTracker:
     }
 
     kind = "gitlab"
+    lists_history = False  # notes and events are per issue
 
     def __init__(self, spec: GitLabSpec, secret: str, options: AdapterOptions, *,
                  milestones: bool | None = None) -> None:

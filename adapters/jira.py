@@ -467,6 +467,7 @@ class JiraTracker:
     """The ``Tracker`` for Jira Cloud and Jira Data Center (8.x, 9.x, 10.x)."""
 
     kind = "jira"
+    lists_history = True  # the search embeds the changelog and the comments
 
     def __init__(self, spec: JiraSpec, secret: str, options: AdapterOptions, user: str | None) -> None:
         self.url = spec.url.rstrip("/")
@@ -714,7 +715,10 @@ class JiraTracker:
     def _events(self, row: dict[str, Any]) -> tuple[Event, ...]:
         """The issue's history as neutral events (fetching what search left out)."""
         me = self.directory.get("self") or _user_id(self._myself())
-        return MAPPER.events(row, self._histories(row), self._comments(row), me=me, agents=self._agent_ids(),
+        comments = self._comments(row)
+        # the agents (a request per group, once) only for a comment that is not sla-sync's own
+        agents = self._agent_ids() if any(_user_id(c.get("author")) != me for c in comments) else None
+        return MAPPER.events(row, self._histories(row), comments, me=me, agents=agents,
                              directory=self.directory, field_names=self._names)
 
     def _histories(self, row: dict[str, Any]) -> list[dict[str, Any]]:

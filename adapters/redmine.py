@@ -459,6 +459,7 @@ class RedmineTracker:
     """The ``Tracker`` for Redmine 4.2 and 5.x."""
 
     kind = "redmine"
+    lists_history = False  # the journals are per issue
 
     def __init__(self, spec: RedmineSpec, secret: str, options: AdapterOptions) -> None:
         self.url = spec.url.rstrip("/")

@@ -89,6 +89,10 @@ class Tracker(Protocol):
 
     kind: str
     url: str
+    lists_history: bool
+    """Whether a listing carries each issue's history (Jira's search embeds the
+    changelog and the comments): the next pass's listing then reads a written issue
+    anew at no request of its own, so the sync does not re-read what it wrote."""
     directory: dict[str, str]
     """Names the adapter resolved to tracker ids ("user:alice" → "5"); the sync
     keeps them in the state store between passes so that steady passes need no

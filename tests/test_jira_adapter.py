@@ -431,7 +431,9 @@ def test_a_second_pass_with_nothing_changed_only_searches(fake: JiraFake, tmp_pa
     second = one_pass(fake, store, "2026-11-02T17:00:00")
 
     assert [o.plan.changes for o in second.outcomes] == [()]
-    assert second.refetched == 0
+    # the issue sla-sync wrote is read back from the search itself (its changelog and
+    # comments are in it: no re-read after the writes, no request of its own)
+    assert second.refetched == 1
     assert fake.writes == 0
     # a new client per pass: serverInfo and the client's field list, /myself for the
     # timezone of the JQL, then the search itself
@@ -439,6 +441,8 @@ def test_a_second_pass_with_nothing_changed_only_searches(fake: JiraFake, tmp_pa
         "/rest/api/{version}/serverInfo", "/rest/api/{version}/field", "/rest/api/{version}/myself",
         "/rest/api/{version}/search/jql" if fake.cloud else "/rest/api/{version}/search"])
     assert searches(fake) == 1
+    third = one_pass(fake, store, "2026-11-02T17:00:00")
+    assert third.refetched == 0 and fake.writes == 0
 
 
 def test_a_due_date_a_person_changed_is_kept(fake: JiraFake, tmp_path: Path) -> None:

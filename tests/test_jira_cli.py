@@ -175,7 +175,17 @@ def test_run_writes_what_the_policy_says_and_a_second_run_nothing(fake: JiraFake
     again = sla_sync("run", str(policy), "--now", NOW, "--state", state)
     assert fake.writes == 0
     assert "acme-service-desk: nothing to change in 5 issues" in again.stdout
-    assert "5 issues fetched (0 with new history), 0 updated, 0 escalation steps fired, writes: none" in again.stderr
+    # Jira's search carries the changelog: the first run did not re-read what it wrote,
+    # this run reads it back from its search page; the third lists the five again (the
+    # writes are seconds old on the fake's clock, inside the cursor's overlap) and finds
+    # nothing new in them
+    assert "5 issues fetched (5 with new history), 0 updated, 0 escalation steps fired, writes: none" in again.stderr
+    assert fake.count("GET", "/issue/{key}") == 0
+
+    fake.reset_counts()
+    third = sla_sync("run", str(policy), "--now", NOW, "--state", state)
+    assert fake.writes == 0
+    assert "5 issues fetched (0 with new history), 0 updated, 0 escalation steps fired, writes: none" in third.stderr
 
 
 def test_check_online_finds_everything_in_place(fake: JiraFake, tmp_path: Path) -> None:

@@ -225,6 +225,7 @@ class MemoryTracker:
     (without them: anyone but the issue's author); its own notes never count."""
 
     kind = "memory"
+    lists_history = False  # its history is read per issue, as Redmine's journals
 
     def __init__(self, memory: Memory, *, url: str, project: str, secret: str,
                  options: AdapterOptions | None = None, attempts: int = 5) -> None:
