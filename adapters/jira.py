@@ -118,6 +118,10 @@ T = TypeVar("T")
 RETRY_STATUS = BASE_RETRY_STATUS | {500}  # also 500: Jira Cloud answers passing overloads so
 MISSING_STATUS = frozenset({400, 404})
 PAGE = 100
+# a search for the keys only: Jira returns up to 1000 of them a page (Cloud's change
+# notice for id/key-only searches; Data Center's default cap), sent by POST so that a
+# thousand keys never sit in a URL (proxies and Tomcat refuse request lines over 8 KB)
+KEY_PAGE = 1000
 FIELDS = "*all"
 EXPAND = "changelog,names"
 SD_PUBLIC = "sd.public.comment"
@@ -359,6 +363,27 @@ def _public(comment: dict[str, Any]) -> bool:
 
 class _NoSuchKey(Exception):
     """Jira refused a search naming keys because one has no issue behind it (400)."""
+
+
+R = TypeVar("R")
+
+
+def _naming_keys(keys: Sequence[str], per_search: int, search: Callable[[Sequence[str]], list[R]]) -> list[R]:
+    """``search`` over ``keys``, ``per_search`` keys at a time.  Jira refuses a whole
+    search that names a key with no issue behind it (deleted, or out of the API user's
+    sight): such a search is halved until the refused key stands alone and is left
+    out, so a deleted issue costs about 2·log2(per_search) searches, not one per key."""
+
+    def halving(part: Sequence[str]) -> list[R]:
+        try:
+            return search(part)
+        except _NoSuchKey:
+            if len(part) == 1:
+                return []
+            middle = len(part) // 2
+            return halving(part[:middle]) + halving(part[middle:])
+
+    return [found for i in range(0, len(keys), per_search) for found in halving(keys[i:i + per_search])]
 
 
 @dataclass
@@ -607,10 +632,12 @@ class JiraTracker:
             where = f'({where} OR updated >= "{jql_time(since, self._timezone())}")'
         return f"project = {jql_string(self.spec.project)} AND {where} ORDER BY updated ASC, key ASC"
 
-    def _pages(self, jql: str, *, naming_keys: bool = False) -> Iterator[list[dict[str, Any]]]:
+    def _pages(self, jql: str, *, naming_keys: bool = False, keys_only: bool = False) -> Iterator[list[dict[str, Any]]]:
         """The search's issues, a page at a time (Cloud: by token; Data Center: by offset).
         ``naming_keys``: the JQL names keys, and Jira refusing it (400: a key with no
-        issue behind it) raises ``_NoSuchKey``."""
+        issue behind it) raises ``_NoSuchKey``.  ``keys_only``: no fields nor history,
+        ``KEY_PAGE`` issues a page, by POST."""
+        shape: dict[str, Any] = {"fields": "key", "expand": None, "size": KEY_PAGE, "post": True} if keys_only else {}
 
         def read(fn: Callable[[JIRA], dict[str, Any]]) -> dict[str, Any]:
             if not naming_keys:
@@ -624,7 +651,7 @@ class JiraTracker:
             token: str | None = None
             seen: set[str] = set()
             while True:
-                page = read(partial(_cloud_page, jql, token))
+                page = read(partial(_cloud_page, jql, token, **shape))
                 self._names.update(page.get("names") or {})
                 yield page.get("issues") or []
                 token = page.get("nextPageToken")
@@ -633,7 +660,7 @@ class JiraTracker:
                 seen.add(token)
         start = 0
         while True:
-            page = read(partial(_dc_page, jql, start))
+            page = read(partial(_dc_page, jql, start, **shape))
             self._names.update(page.get("names") or {})
             issues = page.get("issues") or []
             yield issues
@@ -650,32 +677,16 @@ class JiraTracker:
         return self._search(jql, since, cached)
 
     def in_scope(self, keys: Sequence[str]) -> set[str]:
-        found: set[str] = set()
+        """The keys of open issues of the project among ``keys``: the JQL does the
+        checking, and its searches ask for the keys only (1000 a request, not 100)."""
         project = jql_string(self.spec.project)
-        for i in range(0, len(keys), PAGE):
-            part = keys[i:i + PAGE]
+
+        def search(part: Sequence[str]) -> list[str]:
             listed = ", ".join(jql_string(k) for k in part)
             jql = f"project = {project} AND statusCategory != Done AND key in ({listed}) ORDER BY key ASC"
-            # the keys only: the JQL does the checking, no fields nor history to send
-            first = (partial(_cloud_page, jql, None, fields="key", expand="") if self.cloud
-                     else partial(_dc_page, jql, 0, fields="key", expand=""))
-            batch = self._maybe("checking issues are in scope", first)  # at most PAGE keys: one page
-            if batch is not None:
-                found |= {str(row["key"]) for row in batch.get("issues") or []}
-                continue
-            # Jira refuses a whole search that names an issue that no longer exists (400):
-            # one by one, then; a deleted issue is out of scope
-            for key in part:
-                row = self._maybe("checking an issue is in scope", partial(_issue_raw, key, "project,status", ""), key)
-                if row is not None and self._open_in_project(row):
-                    found.add(key)
-        return found
+            return [str(row["key"]) for page in self._pages(jql, naming_keys=True, keys_only=True) for row in page]
 
-    def _open_in_project(self, row: dict[str, Any]) -> bool:
-        fields = row.get("fields") or {}
-        project = (fields.get("project") or {}).get("key")
-        category = ((fields.get("status") or {}).get("statusCategory") or {}).get("key")
-        return project == self.spec.project and category != "done"
+        return set(_naming_keys(keys, KEY_PAGE, search))
 
     def _search(self, jql: str, since: int | None, cached: Mapping[str, Cached]) -> Fetched:
         rows = (row for page in self._pages(jql) for row in page)  # page by page
@@ -698,19 +709,15 @@ class JiraTracker:
     def refresh(self, keys: Iterable[str]) -> list[Tracked]:
         """The issues anew, a search of up to PAGE keys at a time (not a request per
         issue); history beyond what the search embeds is read per issue, as in ``fetch``."""
-        wanted = list(keys)
-        out = []
-        for i in range(0, len(wanted), PAGE):
-            part = wanted[i:i + PAGE]
+        project = jql_string(self.spec.project)
+
+        def search(part: Sequence[str]) -> list[Tracked]:
             listed = ", ".join(jql_string(k) for k in part)
-            jql = f"project = {jql_string(self.spec.project)} AND key in ({listed}) ORDER BY key ASC"
-            try:
-                out += [self._tracked(row, self._events(row)) for page in self._pages(jql, naming_keys=True)
-                        for row in page]
-            except _NoSuchKey:  # Jira refuses a whole search that names a key with no issue: one by one
-                if len(part) > 1:
-                    out += [tracked for key in part for tracked in self.refresh([key])]
-        return out
+            jql = f"project = {project} AND key in ({listed}) ORDER BY key ASC"
+            return [self._tracked(row, self._events(row)) for page in self._pages(jql, naming_keys=True)
+                    for row in page]
+
+        return _naming_keys(list(keys), PAGE, search)
 
     def _events(self, row: dict[str, Any]) -> tuple[Event, ...]:
         """The issue's history as neutral events (fetching what search left out)."""
@@ -1001,15 +1008,17 @@ def _record(found: Any, what: str) -> dict[str, Any]:
     return found
 
 
-def _cloud_page(jql: str, token: str | None, client: JIRA, *, fields: str = FIELDS,
-                expand: str = EXPAND) -> dict[str, Any]:
+def _cloud_page(jql: str, token: str | None, client: JIRA, *, fields: str = FIELDS, expand: str | None = EXPAND,
+                size: int = PAGE, post: bool = False) -> dict[str, Any]:
     return _record(client.enhanced_search_issues(
-        jql, nextPageToken=token, maxResults=PAGE, fields=fields, expand=expand, json_result=True), "a search page")
+        jql, nextPageToken=token, maxResults=size, fields=fields, expand=expand, json_result=True, use_post=post),
+        "a search page")
 
 
-def _dc_page(jql: str, start: int, client: JIRA, *, fields: str = FIELDS, expand: str = EXPAND) -> dict[str, Any]:
-    return _record(client.search_issues(jql, startAt=start, maxResults=PAGE, fields=fields, expand=expand,
-                                        json_result=True), "a search page")
+def _dc_page(jql: str, start: int, client: JIRA, *, fields: str = FIELDS, expand: str | None = EXPAND,
+             size: int = PAGE, post: bool = False) -> dict[str, Any]:
+    return _record(client.search_issues(jql, startAt=start, maxResults=size, fields=fields, expand=expand,
+                                        json_result=True, use_post=post), "a search page")
 
 
 def _issue_raw(key: str, fields: str, expand: str, client: JIRA) -> dict[str, Any]:

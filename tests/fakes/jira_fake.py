@@ -10,7 +10,10 @@ item ``"field": "fields"``, it follows the real v2 captures and Jira's behaviour
   API user's ``timeZone``), ``project/{key}``, ``field``;
 - search: Cloud ``GET /rest/api/{2,3}/search/jql`` (``nextPageToken``/``isLast``;
   the old ``/search`` answers 410 Gone), Data Center ``GET /rest/api/2/search``
-  (``startAt``/``maxResults``/``total``; ``/search/jql`` is 404).  A small JQL
+  (``startAt``/``maxResults``/``total``; ``/search/jql`` is 404), each also by POST
+  with the parameters in a JSON body; a page holds at most ``page_cap`` issues, or
+  ``key_page_cap`` when only ``key``/``id`` are asked for; a GET whose request line
+  is over 8 KB is refused (414), as Tomcat and the proxies before Jira do.  A small JQL
   subset: ``project``, ``key``, ``status`` and ``statusCategory`` with ``=``,
   ``!=``, ``in``; ``updated``/``created`` compared with ``"yyyy-MM-dd HH:mm"``
   read in the API user's timezone; ``AND``, ``OR``, parentheses; ``ORDER BY``.
@@ -45,9 +48,12 @@ from __future__ import annotations
 import base64
 import itertools
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from .http import FakeServer, Fault, HttpError, Reply, Request
@@ -180,6 +186,7 @@ class JiraFake(FakeServer):
         api_user: str = "sla-bot",
         token: str = "sla-sync-secret",
         page_cap: int = 100,
+        key_page_cap: int = 1000,
         changelog_cap: int = 40,
         comment_cap: int = 5000,
     ) -> None:
@@ -188,6 +195,7 @@ class JiraFake(FakeServer):
         self.tz = ZoneInfo(timezone)
         self.token = token
         self.page_cap = page_cap
+        self.key_page_cap = key_page_cap
         self.changelog_cap = changelog_cap
         self.comment_cap = comment_cap
         self.now = datetime(2026, 1, 1, tzinfo=UTC)
@@ -328,6 +336,8 @@ class JiraFake(FakeServer):
 
     def authenticate(self, request: Request) -> None:
         self.log.append(request)
+        if request.method == "GET" and len(request.path) + len(urlencode(request.query, doseq=True)) > 8192:
+            raise jira_error(414, "Request-URI Too Long")
         header = request.headers.get("authorization", "")
         me = self.users[self.api_user]
         if self.cloud:
@@ -348,7 +358,9 @@ class JiraFake(FakeServer):
             ("GET", f"{api}/project/{{key}}", self._project),
             ("GET", f"{api}/field", self._fields),
             ("GET", f"{api}/search", self._search_dc),
+            ("POST", f"{api}/search", partial(self._by_post, self._search_dc)),
             ("GET", f"{api}/search/jql", self._search_cloud),
+            ("POST", f"{api}/search/jql", partial(self._by_post, self._search_cloud)),
             ("GET", f"{api}/issue/{{key}}", self._get_issue),
             ("PUT", f"{api}/issue/{{key}}", self._put_issue),
             ("GET", f"{api}/issue/{{key}}/changelog", self._changelog),
@@ -549,9 +561,21 @@ class JiraFake(FakeServer):
         jql = request.arg("jql") or ""
         return JqlQuery(jql, self).run(list(self.issues.values()))
 
+    @staticmethod
+    def _by_post(handler: Callable[[Request], Reply], request: Request) -> Reply:
+        """A search sent by POST: the JSON body's parameters, as a GET's query."""
+        body = request.json()
+        if not isinstance(body, dict):
+            raise jira_error(400, "the search body must be a JSON object")
+        query = {name: [",".join(map(str, value)) if isinstance(value, list) else str(value)]
+                 for name, value in body.items() if value is not None and value != []}
+        return handler(replace(request, query=query))
+
     def _page_size(self, request: Request) -> int:
+        fields = set(request.args("fields"))
+        cap = self.key_page_cap if fields and fields <= {"key", "id"} else self.page_cap
         try:
-            return max(0, min(int(request.arg("maxResults") or 50), self.page_cap))
+            return max(0, min(int(request.arg("maxResults") or 50), cap))
         except ValueError:
             raise jira_error(400, "maxResults must be a number") from None
 
