@@ -112,7 +112,7 @@ class Tracker(Protocol):
 
     def in_scope(self, keys: Sequence[str]) -> set[str]:
         """Which of these issues are still open issues of the policy's project (list
-        queries of up to 100 keys each): before a delta pass acts on issues it did
+        queries of up to 100 keys each; Jira: keys-only searches of 1,000): before a delta pass acts on issues it did
         not fetch, so one moved, deleted, closed or hidden since is never written."""
         ...
 
@@ -122,10 +122,11 @@ class Tracker(Protocol):
         ...
 
     def refresh(self, keys: Iterable[str]) -> list[Tracked]:
-        """Fetch these issues anew (after writes, and ``explain KEY``), with their
-        history.  A key with no issue behind it (deleted, never there, out of the API
-        user's sight) is left out, not an error; a key the tracker cannot even parse
-        (Redmine: not a number) raises ``UserError``."""
+        """Fetch these issues anew, with their history (after writes unless
+        ``lists_history``, and ``explain KEY``).  A key with no issue behind it
+        (deleted, never there, out of the API user's sight) is left out, not an
+        error; a key the tracker cannot even parse (Redmine: not a number) raises
+        ``UserError``."""
         ...
 
     def apply(self, key: str, changes: Sequence[Change]) -> None:
