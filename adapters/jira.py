@@ -678,7 +678,7 @@ class JiraTracker:
 
     def in_scope(self, keys: Sequence[str]) -> set[str]:
         """The keys of open issues of the project among ``keys``: the JQL does the
-        checking, and its searches ask for the keys only (1000 a request, not 100)."""
+        checking, and its searches ask for the keys only, ``KEY_PAGE`` a request."""
         project = jql_string(self.spec.project)
 
         def search(part: Sequence[str]) -> list[str]:

@@ -6,8 +6,8 @@ anywhere (tracker or store).  With ``apply=True`` it holds the policy's lock,
 applies each issue's changes, records what it wrote, refreshes the written issues'
 versions so the next pass needs no per-issue request (not on a tracker whose listing
 carries the history, ``Tracker.lists_history``: the next listing reads them for
-nothing), and moves the cursor only
-past issues that were processed (``next_cursor``, the whole cursor rule).
+nothing), and moves the cursor only past issues that were processed
+(``next_cursor``, the whole cursor rule).
 
 Every error text a pass records (in its result and the run journal) has every
 known secret redacted (``redact.REDACTOR``): a tracker's error body may echo the

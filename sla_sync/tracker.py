@@ -112,8 +112,9 @@ class Tracker(Protocol):
 
     def in_scope(self, keys: Sequence[str]) -> set[str]:
         """Which of these issues are still open issues of the policy's project (list
-        queries of up to 100 keys each; Jira: keys-only searches of 1,000): before a delta pass acts on issues it did
-        not fetch, so one moved, deleted, closed or hidden since is never written."""
+        queries of up to 100 keys each; Jira: keys-only searches of 1,000): before a
+        delta pass acts on issues it did not fetch, so one moved, deleted, closed or
+        hidden since is never written."""
         ...
 
     def fetch_all(self, since: int | None) -> Iterator[Tracked]:
