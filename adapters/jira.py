@@ -6,10 +6,12 @@ from the variable named by ``tracker.user_env``), Data Center with
 reads ``serverInfo`` when it is built; ``deploymentType: Cloud`` selects Cloud's
 token-paged search (``enhanced_search_issues``, ``nextPageToken``), anything else
 Data Center's ``search_issues`` (``startAt``/``total``); both use REST v2 (v3
-would turn comment bodies into ADF documents), and before its first search the
-client reads the field list once to translate field names.  The client is built
-on first use, inside the same retries and error translation as every other call,
-so a steady pass costs serverInfo, field, myself and the search pages.
+would turn comment bodies into ADF documents).  The client would read the whole
+field list before its first search, to translate field names into ids; sla-sync's
+searches name their fields by id (``*all``, ``key``), so ``_Client`` turns that
+translation off.  The client is built on first use, inside the same retries and
+error translation as every other call, so a steady pass costs serverInfo, myself
+and the search pages.
 
 Reading: one JQL search, ``project = X AND (statusCategory != Done OR updated >=
 "yyyy-MM-dd HH:mm") ORDER BY updated ASC, key ASC`` with ``expand=changelog,names``,
@@ -514,8 +516,8 @@ class JiraTracker:
     def _new_client(self) -> JIRA:
         auth: dict[str, Any] = ({"basic_auth": (self._email, self._secret)} if self._email
                                 else {"token_auth": self._secret})
-        client = JIRA(server=self.url, timeout=self.spec.timeout, max_retries=0, logging=False,
-                      get_server_info=False, **auth)
+        client = _Client(server=self.url, timeout=self.spec.timeout, max_retries=0, logging=False,
+                         get_server_info=False, **auth)
         self._answers = guard_session(client._session, "Jira")  # before the first request: serverInfo
         client._session.hooks["response"].append(lambda r, *args, **kwargs: self.counter.add(r.request.method or "GET"))
         info = client.server_info()  # what JIRA() reads itself when it is left to
@@ -1006,6 +1008,16 @@ def _record(found: Any, what: str) -> dict[str, Any]:
     if not isinstance(found, dict):
         raise TypeError(f"{what} is {type(found).__name__}, not an object")
     return found
+
+
+class _Client(JIRA):
+    """The ``jira`` client without the field list it reads (``GET /field``, once per
+    process) to turn field names in a search's ``fields`` into ids: sla-sync's
+    searches give ids only, so that request bought nothing, on every pass."""
+
+    @property
+    def _fields_cache(self) -> dict[str, str]:
+        return {}
 
 
 def _cloud_page(jql: str, token: str | None, client: JIRA, *, fields: str = FIELDS, expand: str | None = EXPAND,
