@@ -515,7 +515,7 @@ class GitLabTracker:
     }
 
     kind = "gitlab"
-    lists_history = False  # notes and events are per issue
+    rereads_written = True  # notes and events are per issue: as dear now as next pass
 
     def __init__(self, spec: GitLabSpec, secret: str, options: AdapterOptions, *,
                  milestones: bool | None = None) -> None:

@@ -494,7 +494,7 @@ class JiraTracker:
     """The ``Tracker`` for Jira Cloud and Jira Data Center (8.x, 9.x, 10.x)."""
 
     kind = "jira"
-    lists_history = True  # the search embeds the changelog and the comments
+    rereads_written = False  # the next pass's search reads them back: it embeds the changelog and the comments
 
     def __init__(self, spec: JiraSpec, secret: str, options: AdapterOptions, user: str | None) -> None:
         self.url = spec.url.rstrip("/")

@@ -23,9 +23,10 @@ says whether the API user made it (``by_self``, by user id).
 
 ``updated_on``, the cache version, has whole seconds: a change in the same second
 as the read a cached copy was made from would leave it unchanged.  A copy read
-within that second (by the answer's ``Date``; without one, the re-read just after
-sla-sync's own write) is kept under an unsure version, so the next pass reads its
-journals again (``read_version``).
+within that second (by the answer's ``Date``) is kept under an unsure version, so
+the next pass reads its journals again (``read_version``).  So a pass does not read
+back what it wrote (that read would come in the second of the write): the next
+pass's delta query lists the written issues and reads their journals once.
 
 Writing: Redmine has no labels, so sla-sync's labels are the values of a
 multi-value list custom field (``tracker.labels_field``, default ``SLA``).  All
@@ -216,7 +217,7 @@ def blame(messages: Sequence[str], labels: Mapping[str, str]) -> dict[str, list[
 SURE_AFTER = 2  # seconds between updated_on and the read's Date for a cached copy to be trusted
 
 
-def read_version(updated_on: str, date: str | None, *, after_write: bool) -> str:
+def read_version(updated_on: str, date: str | None) -> str:
     """The cache version of an issue whose journals were read in an answer sent at
     ``date`` (its ``Date`` header): ``updated_on``, or ``updated_on?`` when unsure.
 
@@ -226,8 +227,8 @@ def read_version(updated_on: str, date: str | None, *, after_write: bool) -> str
     ``SURE_AFTER`` seconds later (one second for the precision, one for the time
     between the read and the ``Date``).  An unsure version never equals a list
     row's, so the next pass reads the journals again.  Without a usable ``Date``
-    (thin sends none; a proxy in front usually adds it) the copy read just after
-    sla-sync's own write is unsure, and one read in a fetch is trusted."""
+    (thin sends none; a proxy in front usually adds it) the copy is trusted: sla-sync
+    reads an issue it wrote a pass later, not just after the write (``rereads_written``)."""
     served: float | None = None
     if date:
         try:
@@ -235,7 +236,7 @@ def read_version(updated_on: str, date: str | None, *, after_write: bool) -> str
             served = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
         except (TypeError, ValueError):
             served = None
-    sure = not after_write if served is None else served - _instant(updated_on) >= SURE_AFTER
+    sure = served is None or served - _instant(updated_on) >= SURE_AFTER
     return updated_on if sure else updated_on + "?"
 
 
@@ -459,7 +460,7 @@ class RedmineTracker:
     """The ``Tracker`` for Redmine 4.2 and 5.x."""
 
     kind = "redmine"
-    lists_history = False  # the journals are per issue
+    rereads_written = False  # the next pass reads them back: a read now would come in the second of the write
 
     def __init__(self, spec: RedmineSpec, secret: str, options: AdapterOptions) -> None:
         self.url = spec.url.rstrip("/")
@@ -618,7 +619,7 @@ class RedmineTracker:
         def track(row: dict[str, Any], events: tuple[Event, ...]) -> Tracked:
             tracked = self._tracked(self._listed(row), events)
             if tracked.issue.key in served:  # read just now: is the copy sure? (see ``read_version``)
-                version = read_version(tracked.version, served.pop(tracked.issue.key), after_write=False)
+                version = read_version(tracked.version, served.pop(tracked.issue.key))
                 tracked = replace(tracked, version=version)
             self._rows[tracked.issue.key] = row
             return tracked
@@ -651,7 +652,7 @@ class RedmineTracker:
                 row = self._read(key)
             except GoneError:  # deleted, or out of the API user's sight: no such issue, left out
                 continue
-            version = read_version(row["updated_on"], self._served, after_write=True)
+            version = read_version(row["updated_on"], self._served)
             out.append(replace(self._tracked(row, self._map_journals(row)), version=version))
         return out
 

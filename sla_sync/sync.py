@@ -3,11 +3,11 @@
 ``run_pass`` is the whole sync.  With ``apply=False`` it is ``plan``: the same
 changes, computed the same way by the same ``fetch_and_plan``, nothing written
 anywhere (tracker or store).  With ``apply=True`` it holds the policy's lock,
-applies each issue's changes, records what it wrote, refreshes the written issues'
-versions so the next pass needs no per-issue request (not on a tracker whose listing
-carries the history, ``Tracker.lists_history``: the next listing reads them for
-nothing), and moves the cursor only past issues that were processed
-(``next_cursor``, the whole cursor rule).
+applies each issue's changes, records what it wrote, re-reads the written issues so
+that the next pass knows them (or leaves them to the next pass's delta query, where
+that reads them as cheaply or more surely: ``Tracker.rereads_written``), and moves
+the cursor only past issues that were processed (``next_cursor``, the whole cursor
+rule).
 
 Every error text a pass records (in its result and the run journal) has every
 known secret redacted (``redact.REDACTOR``): a tracker's error body may echo the
@@ -395,9 +395,9 @@ def _apply_pass(
             writes.set_written(outcome.key, outcome.plan.written)
         if progress:
             progress(done, total)
-    # a tracker whose listing carries the history needs no re-read: the cursor stays
-    # before the writes, and the next pass's listing reads them, a person's change too
-    latest, fresh = _refresh(tracker, writes, applied, result) if applied and not tracker.lists_history else (None, [])
+    # without a re-read the cursor stays before the writes, and the next pass's delta
+    # query reads them back, a person's change too (``Tracker.rereads_written``)
+    latest, fresh = _refresh(tracker, writes, applied, result) if applied and tracker.rereads_written else (None, [])
     writes.set_cursor(next_cursor(planned.cursor, fetched, failed, latest, clock() - started, policy.overlap_s))
     _update_mirror(store, writes, planned, result, {t.issue.key: t for t in fresh}, by_key,
                    {t.issue.key for t in failed}, now)

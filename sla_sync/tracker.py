@@ -89,10 +89,16 @@ class Tracker(Protocol):
 
     kind: str
     url: str
-    lists_history: bool
-    """Whether a listing carries each issue's history (Jira's search embeds the
-    changelog and the comments): the next pass's listing then reads a written issue
-    anew at no request of its own, so the sync does not re-read what it wrote."""
+    rereads_written: bool
+    """Whether the sync re-reads the issues it wrote at the end of the pass (their
+    rows and history, ``refresh``), so that the next pass knows them; otherwise the
+    cursor stays before the writes and the next pass's delta query reads them back,
+    a person's change in between too.  Re-read (GitLab): their reads cost the same
+    now or then.  Left to the next pass: Jira, whose search embeds the changelog and
+    the comments (no request of its own), and Redmine, whose ``updated_on`` has
+    whole seconds: a read in the second of the write would not be trusted
+    (``read_version``) and would be read again by the next pass, two reads where
+    the next pass's one does."""
     directory: dict[str, str]
     """Names the adapter resolved to tracker ids ("user:alice" → "5"); the sync
     keeps them in the state store between passes so that steady passes need no
@@ -123,8 +129,8 @@ class Tracker(Protocol):
         ...
 
     def refresh(self, keys: Iterable[str]) -> list[Tracked]:
-        """Fetch these issues anew, with their history (after writes unless
-        ``lists_history``, and ``explain KEY``).  A key with no issue behind it
+        """Fetch these issues anew, with their history (after writes when
+        ``rereads_written``, and ``explain KEY``).  A key with no issue behind it
         (deleted, never there, out of the API user's sight) is left out, not an
         error; a key the tracker cannot even parse (Redmine: not a number) raises
         ``UserError``."""

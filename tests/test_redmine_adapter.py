@@ -8,11 +8,8 @@ second as the read the cache was made from leaves the version as it was.
 
 from __future__ import annotations
 
-import json
-import re
 import sqlite3
-from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +20,7 @@ from sla_sync.calendar import utc_seconds
 from sla_sync.state import Store
 from sla_sync.sync import PassResult, run_pass
 from tests.contract.harness import BODY, BREACH_NOTE
+from tests.contract.redmine_harness import ISSUE_PATH, ServedInTheSecondOfOurWrite, answered_after
 from tests.fakes.http import Reply, Request
 
 
@@ -129,54 +127,71 @@ def served_after(seconds: int) -> Any:
     ``updated_on`` (its ``Date`` header), as if the server's clock said so."""
 
     def rewrite(request: Request, reply: Reply) -> Reply:
-        if request.method == "GET" and reply.status == 200 and re.fullmatch(r"/issues/\d+\.json", request.path):
-            updated = datetime.fromisoformat(json.loads(reply.body)["issue"]["updated_on"])
-            reply.headers["Date"] = format_datetime(updated + timedelta(seconds=seconds), usegmt=True)
+        if request.method == "GET" and reply.status == 200 and ISSUE_PATH.fullmatch(request.path):
+            return answered_after(reply, seconds)
         return reply
 
     return rewrite
 
 
-def test_a_reply_in_the_same_second_as_our_write_is_not_hidden_by_the_cache(redmine: Any, tmp_path: Path) -> None:
+def test_a_change_in_the_same_second_as_our_read_is_not_hidden_by_the_cache(redmine: Any, tmp_path: Path) -> None:
     store = Store(str(tmp_path / "state.sqlite"))
     policy = redmine.policy(BODY)
     key = redmine.create_issue("Checkout down", priority="P1", created_at=at("2026-11-02T08:00:00"))
-    redmine.proxy.on_reply = served_after(0)  # the re-read after the write comes in the same second
+    redmine.proxy.on_reply = served_after(10)
     first = one_pass(redmine, store, "2026-11-02T13:00:00")  # step 1: labels and a watcher
     assert first.errors == [] and redmine.observe(key).labels >= {"sla:escalated-1"}
-    written_at = redmine._issue(key)["updated_on"]
-    # alice answers in that very second: updated_on stays what the cached copy was read at
-    redmine.comment(key, "Looking into it", by="alice", public=True, at=datetime.fromisoformat(written_at))
-    assert redmine._issue(key)["updated_on"] == written_at
+    written_at = datetime.fromisoformat(redmine._issue(key)["updated_on"])
+    redmine.comment(key, "Looking into it", by="alice", public=True, at=written_at)  # alice, right after it
 
-    redmine.proxy.on_reply = served_after(10)
+    redmine.proxy.on_reply = served_after(0)  # the next pass reads the issue in the second of its update...
     second = one_pass(redmine, store, "2026-11-02T13:05:00")
     assert second.refetched == 1
-    comments = [(e.at, e.by_agent) for e in store.cached(policy.state_key)[key].issue.events if e.kind == "comment"]
-    assert comments == [(utc_seconds(datetime.fromisoformat(written_at)), True)]
+    # ...and bob answers in that very second: updated_on stays what the copy was read at
+    redmine.comment(key, "Any news?", by="bob", public=True, at=written_at)
+    assert datetime.fromisoformat(redmine._issue(key)["updated_on"]) == written_at
 
-    third = one_pass(redmine, store, "2026-11-02T13:10:00")  # read 10 s after the change: trusted now
-    assert third.refetched == 0
+    redmine.proxy.on_reply = served_after(10)
+    third = one_pass(redmine, store, "2026-11-02T13:10:00")
+    assert third.refetched == 1  # the copy was unsure: read again
+    comments = [(e.at, e.author) for e in store.cached(policy.state_key)[key].issue.events if e.kind == "comment"]
+    assert comments == [(utc_seconds(written_at), "Alice Agent"), (utc_seconds(written_at), "Bob Agent")]
+
+    fourth = one_pass(redmine, store, "2026-11-02T13:15:00")  # read 10 s after the change: trusted now
+    assert fourth.refetched == 0
 
 
-def test_a_re_read_seconds_after_the_write_is_trusted(redmine: Any, tmp_path: Path) -> None:
+def test_a_written_issue_is_read_back_once_by_the_next_pass(redmine: Any, tmp_path: Path) -> None:
+    """A pass does not read back what it wrote: a read then would come in the second
+    of the write, not be trusted, and be read again by the next pass, two requests
+    where the next pass's one read does."""
     store = Store(str(tmp_path / "state.sqlite"))
-    redmine.create_issue("Checkout down", priority="P1", created_at=at("2026-11-02T08:00:00"))
-    redmine.proxy.on_reply = served_after(5)
-    one_pass(redmine, store, "2026-11-02T13:00:00")
+    key = redmine.create_issue("Checkout down", priority="P1", created_at=at("2026-11-02T08:00:00"))
+    redmine.proxy.on_reply = served = ServedInTheSecondOfOurWrite()
+    redmine.reset_requests()
+    first = one_pass(redmine, store, "2026-11-02T13:00:00")  # step 1: labels and a watcher
+    assert first.errors == [] and redmine.observe(key).labels >= {"sla:escalated-1"}
+    assert redmine.proxy.counts[("GET", "/issues/N.json")] == 1  # the journals before the write, and no more
+    writes = {m: n for m, n in redmine.proxy.by_method().items() if m != "GET"}
+    assert writes
+    served.written.clear()
+
     second = one_pass(redmine, store, "2026-11-02T13:05:00")
-    assert second.refetched == 0  # no change since: nothing read again
+    third = one_pass(redmine, store, "2026-11-02T13:10:00")
+    assert (second.refetched, third.refetched) == (1, 0)  # read back once, then trusted
+    assert redmine.proxy.counts[("GET", "/issues/N.json")] == 2
+    assert {m: n for m, n in redmine.proxy.by_method().items() if m != "GET"} == writes  # nothing written again
+    assert [o.plan.changes for o in second.outcomes + third.outcomes] == [(), ()]
 
 
-@pytest.mark.parametrize(("date", "after_write", "version"), [
-    ("Mon, 02 Nov 2026 13:00:00 GMT", True, "2026-11-02T13:00:00Z?"),  # the same second
-    ("Mon, 02 Nov 2026 13:00:01 GMT", True, "2026-11-02T13:00:00Z?"),  # the next: the read may still be in it
-    ("Mon, 02 Nov 2026 13:00:02 GMT", True, "2026-11-02T13:00:00Z"),
-    ("Mon, 02 Nov 2026 12:59:00 GMT", False, "2026-11-02T13:00:00Z?"),  # a clock behind: unsure
-    ("Mon, 02 Nov 2026 13:05:00 GMT", False, "2026-11-02T13:00:00Z"),
-    (None, True, "2026-11-02T13:00:00Z?"),  # no Date (thin): just after our own write, unsure
-    (None, False, "2026-11-02T13:00:00Z"),  # ...in a fetch, trusted as before
-    ("yesterday", True, "2026-11-02T13:00:00Z?"),
+@pytest.mark.parametrize(("date", "version"), [
+    ("Mon, 02 Nov 2026 13:00:00 GMT", "2026-11-02T13:00:00Z?"),  # the same second
+    ("Mon, 02 Nov 2026 13:00:01 GMT", "2026-11-02T13:00:00Z?"),  # the next: the read may still be in it
+    ("Mon, 02 Nov 2026 13:00:02 GMT", "2026-11-02T13:00:00Z"),
+    ("Mon, 02 Nov 2026 12:59:00 GMT", "2026-11-02T13:00:00Z?"),  # a clock behind: unsure
+    ("Mon, 02 Nov 2026 13:05:00 GMT", "2026-11-02T13:00:00Z"),
+    (None, "2026-11-02T13:00:00Z"),  # no Date (thin): trusted, as a fetch's read always was
+    ("yesterday", "2026-11-02T13:00:00Z"),  # likewise an unreadable one
 ])
-def test_a_copy_read_in_the_second_of_its_version_is_unsure(date: str | None, after_write: bool, version: str) -> None:
-    assert read_version("2026-11-02T13:00:00Z", date, after_write=after_write) == version
+def test_a_copy_read_in_the_second_of_its_version_is_unsure(date: str | None, version: str) -> None:
+    assert read_version("2026-11-02T13:00:00Z", date) == version

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
 
 from redmine_local import Client, Instance, stamp
@@ -14,11 +17,42 @@ from sla_sync.policy import Policy, parse_policy
 from sla_sync.tracker import Tracker, open_tracker
 from tests.contract.harness import REMAINING_FIELD, fill
 from tests.fakes.chaos import Chaos
+from tests.fakes.http import Reply, Request
 from tests.fakes.proxy import Fault, FaultProxy
 
 STATUS = {"new": "New", "working": "In Progress", "waiting": "Feedback", "resolved": "Resolved"}
 NAMES = {**STATUS, "P1": "Urgent", "P2": "High", "P3": "Normal"}
 KEY_ENV = "SLA_SYNC_TEST_REDMINE_KEY"
+
+
+ISSUE_PATH = re.compile(r"/issues/(\d+)\.json")
+
+
+def answered_after(reply: Reply, seconds: int) -> Reply:
+    """An issue's answer with its ``Date`` ``seconds`` after the issue's
+    ``updated_on``, as if the server's clock said so."""
+    updated = datetime.fromisoformat(json.loads(reply.body)["issue"]["updated_on"])
+    reply.headers["Date"] = format_datetime(updated + timedelta(seconds=seconds), usegmt=True)
+    return reply
+
+
+class ServedInTheSecondOfOurWrite:
+    """A proxy rewrite: an issue read in the same pass as sla-sync's write to it is
+    answered in the second of that write (its ``Date`` is its ``updated_on``), as a
+    real Redmine answers a read right after a write; any other read of it comes ten
+    seconds after its ``updated_on``, as a later pass's read does.  ``written.clear()``
+    is the minutes between two passes."""
+
+    def __init__(self) -> None:
+        self.written: set[str] = set()
+
+    def __call__(self, request: Request, reply: Reply) -> Reply:
+        issue = ISSUE_PATH.fullmatch(request.path)
+        if issue and request.method == "PUT":
+            self.written.add(issue[1])
+        if issue and request.method == "GET" and reply.status == 200:
+            return answered_after(reply, 0 if issue[1] in self.written else 10)
+        return reply
 
 
 class RedmineHarness:

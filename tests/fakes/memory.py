@@ -225,7 +225,7 @@ class MemoryTracker:
     (without them: anyone but the issue's author); its own notes never count."""
 
     kind = "memory"
-    lists_history = False  # its history is read per issue, as Redmine's journals
+    rereads_written = True  # its history is read per issue, as GitLab's notes and events
 
     def __init__(self, memory: Memory, *, url: str, project: str, secret: str,
                  options: AdapterOptions | None = None, attempts: int = 5) -> None:
