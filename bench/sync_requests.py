@@ -40,7 +40,9 @@ def row(label: str, counts: dict[str, int], seconds: float) -> None:
     print(f"{label:<28} {gets:>6} {writes:>7} {seconds:>9.2f}")
 
 
-def measure_tracker(harness: Any, issues: int, changed: int, tmp: Path) -> None:
+def measure_tracker(harness: Any, issues: int, changed: int, tmp: Path,
+                    between: Callable[[], None] = lambda: None) -> None:
+    """``between()`` runs before each pass: the minutes between two passes."""
     base = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
     t0 = time.perf_counter()
     keys = [
@@ -54,6 +56,7 @@ def measure_tracker(harness: Any, issues: int, changed: int, tmp: Path) -> None:
     print(f"{'pass':<28} {'GETs':>6} {'writes':>7} {'seconds':>9}")
 
     def measure(label: str) -> None:
+        between()
         harness.reset_requests()
         start = time.perf_counter()
         result = run_pass(harness.tracker(policy), policy, store, now, apply=True, run_id=label)
@@ -62,14 +65,12 @@ def measure_tracker(harness: Any, issues: int, changed: int, tmp: Path) -> None:
 
     measure("first pass")
     measure("second pass, nothing changed")
-    # The change is stamped with the tracker's time of a few seconds ago, as a person's
-    # change is: the cursor is the update time of sla-sync's own writes, which Redmine
-    # stamps with its clock, and a change stamped before the cursor (less the overlap)
-    # is one no delta query would see.  A few seconds, not now: Redmine's update times
-    # have whole seconds, so a copy read within two seconds of a change is read again
-    # by the next pass (``adapters/redmine.py``, ``read_version``), which in a real
-    # tracker is the rare case and here would be every changed issue.
-    changed_at = datetime.now(UTC) - timedelta(seconds=5)
+    # The change is stamped a minute after the tracker's time of now, as passes minutes
+    # apart see a person's change: the cursor is the update time of sla-sync's own
+    # writes, which Redmine stamps with its clock, and a change stamped before the
+    # cursor (less the overlap) is one no delta query would see, one in the second of
+    # a write one that Redmine's whole-second ``updated_on`` cannot tell from it.
+    changed_at = datetime.now(UTC) + timedelta(minutes=1)
     for key in keys[:changed]:
         harness.comment(key, "Any news?", by="erin", public=True, at=changed_at)
     measure(f"after {changed} issues changed")
@@ -90,10 +91,25 @@ def main() -> None:
             harness, stop = open_harness(kind, tmp)
             try:
                 harness.reset()
-                measure_tracker(harness, args.issues, args.changed, tmp)
+                measure_tracker(harness, args.issues, args.changed, tmp, paced(harness))
             finally:
                 harness.close()
                 stop()
+
+
+def paced(harness: Any) -> Callable[[], None]:
+    """What passes run back to back need to look minutes apart: Redmine's
+    ``updated_on`` has whole seconds, and a read within two seconds of a change is
+    not trusted (``adapters/redmine.py``, ``read_version``), so the pass after would
+    read it again.  The proxy answers a read in the second of a write to the issue
+    in the same pass, any other ten seconds after the issue's update, as a pass
+    minutes later would be."""
+    if harness.kind != "redmine":
+        return lambda: None
+    from tests.contract.redmine_harness import ServedInTheSecondOfOurWrite
+
+    harness.proxy.on_reply = served = ServedInTheSecondOfOurWrite()
+    return served.written.clear
 
 
 def open_harness(kind: str, tmp: Path) -> tuple[Any, Callable[[], None]]:
