@@ -9,6 +9,23 @@ fourth, ``resource_milestone_events``, only when the policy reads the milestone
 (``milestones``: the adapter's option, which ``Policy.uses_milestones`` in
 ``adapters.base`` decides; default off, as each list is a request per changed issue).
 
+Reading back what it wrote (``refresh`` after a pass's writes): the written issues'
+rows in one list query per 100 (``iids[]``).  Each row is checked against the copy
+the pass planned on plus sla-sync's own writes: the labels it added and removed,
+its due date and assignees, the same state, type and milestone, and
+``user_notes_count`` up by exactly the notes it posted.  When all of that holds,
+nobody else changed the issue since the copy was read (a person's comment, label,
+state, due-date, assignee, type or milestone change each shows in the row), and the
+history is the copy's plus the events of sla-sync's writes, built from GitLab's
+answers to them (``Mapper.after_writes``: the notes as their ``POST`` answered, the
+label, due-date and assignee changes at the ``PUT``'s ``updated_at``, to the
+second): no history request.  Otherwise (any difference, a write whose answer was
+lost, a label that moves the status or the priority, a scoped label GitLab swapped)
+the issue's history is read whole, as ``fetch`` reads it.  What such a row cannot
+show is a change undone within those seconds (a label added and removed again, a
+comment posted and another deleted): such a pair is missing from the mirror's copy
+until the issue's next change, whose new ``updated_at`` has its history read whole.
+
 Mapping to the neutral issue:
 
 - key: the issue's ``iid`` (``"42"``); version: its ``updated_at``.
@@ -462,6 +479,52 @@ class Mapper:
                              author=login, by_self=mine))
         return out
 
+    def after_writes(self, row: Mapping[str, Any], before: Tracked, wrote: Wrote, me: int,
+                     my_name: str) -> tuple[Event, ...] | None:
+        """The history of an issue sla-sync just wrote, without reading it again:
+        the copy it planned on (``before``) and the events its own writes made, as
+        GitLab answered them (``wrote``).  ``None`` when the row, read after the
+        writes, shows anything else: labels, state, due date, assignees, type,
+        milestone or number of notes other than the copy and the writes make (a
+        person's change since the copy was read, or a write GitLab did more with,
+        such as a scoped label replacing another), or a write that would move the
+        status or the priority; the history must then be read whole."""
+        issue = before.issue
+        add = [lbl for lbl in wrote.add if lbl not in issue.labels]
+        remove = [lbl for lbl in wrote.remove if lbl in issue.labels]
+        prefixes = tuple(p for p in (self.status_prefix, self.priority_prefix) if p)
+        if set(wrote.add) & set(wrote.remove) or any(lbl.startswith(prefixes) for lbl in add + remove):
+            return None
+        due = (wrote.body["due_date"] or None) if "due_date" in wrote.body else issue.due_date
+        people = row.get("assignees") or []
+        first = str(people[0].get("username")) if people else None
+        comments = sum(e.kind == "comment" for e in issue.events)
+        if (set(row.get("labels") or ()) != (set(issue.labels) - set(remove)) | set(add)
+                or before.open != (row.get("state") == "opened")
+                or (row.get("due_date") or None) != due
+                or row.get("issue_type") != issue.type
+                or (row.get("milestone") or {}).get("title") != issue.milestone
+                or row.get("user_notes_count") != comments + len(wrote.notes)
+                or any((n.get("author") or {}).get("id") != me or n.get("system") for n in wrote.notes)
+                or ([p.get("id") for p in people] != list(wrote.body["assignee_ids"]) if "assignee_ids" in wrote.body
+                    else first != issue.assignee)):
+            return None
+        ours: list[Event] = []
+        if wrote.put is not None:
+            at = instant(str(wrote.put["updated_at"]))
+            if add or remove:
+                if any(e.at == at and e.kind == "label" and e.by_self for e in issue.events):
+                    return None  # a re-read would make one event of the two
+                ours.append(Event(at, "label", added=tuple(add), removed=tuple(remove), author=my_name, by_self=True))
+            if "due_date" in wrote.body and due != issue.due_date:
+                old = next((e.to for e in reversed(issue.events) if e.kind == "field" and e.field == "due_date"), None)
+                ours.append(Event(at, "field", field="due_date", from_=old, to=due, author=my_name, by_self=True))
+            if "assignee_ids" in wrote.body and first != issue.assignee:
+                ours.append(Event(at, "field", field="assignee", from_=issue.assignee, to=first, author=my_name,
+                                  by_self=True))
+        ours += self.comments(row, wrote.notes, me, None)
+        return tuple(sorted((*issue.events, *ours), key=lambda e: (e.at, _rank(e))))
+
     def tracked(self, row: Mapping[str, Any], events: tuple[Event, ...]) -> Tracked:
         labels = tuple(row.get("labels") or ())
         people = row.get("assignees") or ([row["assignee"]] if row.get("assignee") else [])
@@ -491,6 +554,30 @@ class Mapper:
 
 
 @dataclass(frozen=True)
+class Wrote:
+    """What one ``apply`` wrote, as GitLab answered it: the notes it posted (their
+    ``POST`` answers, oldest first), the labels it asked to add and remove, the
+    ``PUT``'s body and its answer (``None``: no ``PUT``)."""
+
+    notes: tuple[Mapping[str, Any], ...]
+    add: tuple[str, ...]
+    remove: tuple[str, ...]
+    body: Mapping[str, Any]
+    put: Mapping[str, Any] | None
+
+
+def _rank(event: Event) -> int:
+    """Where a re-read puts an event among those of its second (``_events``): the
+    label, status and priority replay, the system notes' fields, the milestone
+    events, the comments."""
+    if event.kind == "comment":
+        return 3
+    if event.kind == "field" and event.field == "milestone":
+        return 2
+    return 1 if event.kind == "field" and event.field in ("due_date", "assignee", "type") else 0
+
+
+@dataclass(frozen=True)
 class _Note:
     """A note to post: its visible text, privacy and hidden step markers."""
 
@@ -515,7 +602,7 @@ class GitLabTracker:
     }
 
     kind = "gitlab"
-    rereads_written = True  # notes and events are per issue: as dear now as next pass
+    rereads_written = True  # one list query per 100 written issues, their histories from the writes' answers
 
     def __init__(self, spec: GitLabSpec, secret: str, options: AdapterOptions, *,
                  milestones: bool | None = None) -> None:
@@ -540,6 +627,7 @@ class GitLabTracker:
         self._agents: frozenset[str] | None = None
         self._agents_known = False
         self._path: str | None = None  # the project's full path, for GraphQL
+        self._wrote: dict[str, Wrote] = {}  # this pass's writes, as GitLab answered them: for ``refresh``
 
     # -- errors ----------------------------------------------------------------------
 
@@ -608,6 +696,7 @@ class GitLabTracker:
                 yield self.mapper.tracked(row, self._events(row))
 
     def fetch(self, since: int | None, cached: Mapping[str, Cached]) -> Fetched:
+        self._wrote.clear()  # a new pass
         rows = self._call("listing open issues", lambda: self._list(state="opened"))
         if since is not None:
             start = iso_utc(since)
@@ -616,6 +705,7 @@ class GitLabTracker:
         return self._assemble(rows, since, cached)
 
     def fetch_changed(self, since: int, cached: Mapping[str, Cached]) -> Fetched:
+        self._wrote.clear()  # a new pass
         start = iso_utc(since)
         rows = self._call("listing updated issues", lambda: self._list(state="all", updated_after=start))
         return self._assemble(rows, since, cached)
@@ -638,17 +728,31 @@ class GitLabTracker:
             history=self._events, track=self.mapper.tracked, where=f"GitLab {self.url}",
         )
 
-    def refresh(self, keys: Iterable[str]) -> list[Tracked]:
+    def refresh(self, keys: Iterable[str], before: Mapping[str, Tracked] | None = None) -> list[Tracked]:
         """The issues anew: their rows in one list query per 100 (``iids[]``), and
-        each one's history (notes, label and state events), which no list carries
-        and which must be read whole, a person's change between sla-sync's read and
-        its write included."""
+        each one's history (notes, label and state events), which no list carries.
+        An issue this pass wrote, given in ``before`` (the copy the pass planned
+        on), whose row shows nothing but sla-sync's writes since that copy, is
+        built from the copy and the writes' answers instead (``Mapper.after_writes``):
+        no history read.  Any other change (a person's comment, label, state, due
+        date, assignee, type or milestone since the copy) and its history is read
+        whole."""
         numbers = [int(k) for k in keys if k.isdigit()]
         out = []
         for i in range(0, len(numbers), 100):
             part = numbers[i:i + 100]
             rows = self._call("re-reading the written issues", partial(self._list, state="all", iids=part))
-            out += [self.mapper.tracked(row, self._events(row)) for row in rows]
+            for row in rows:
+                key = str(row["iid"])
+                wrote, known = self._wrote.pop(key, None), (before or {}).get(key)
+                events = None
+                if wrote is not None and known is not None:
+                    me, name = self._self_id(), self._self_name()
+                    try:
+                        events = self.mapper.after_writes(row, known, wrote, me, name)
+                    except (KeyError, TypeError, ValueError, AttributeError):
+                        events = None  # an answer of odd shape: the history is read whole, as ``fetch`` reads it
+                out.append(self.mapper.tracked(row, events if events is not None else self._events(row)))
         return out
 
     def _events(self, row: Mapping[str, Any]) -> tuple[Event, ...]:
@@ -678,12 +782,18 @@ class GitLabTracker:
         assert self.gl.user is not None
         me = self.gl.user.asdict()
         self.directory["self"] = str(me["id"])
+        self.directory["self:username"] = str(me["username"])
         return me
 
     def _self_id(self) -> int:
         if "self" not in self.directory:
             self._call("reading the token's user", self._me)
         return int(self.directory["self"])
+
+    def _self_name(self) -> str:
+        if "self:username" not in self.directory:  # a directory saved before it was kept
+            self._call("reading the token's user", self._me)
+        return self.directory["self:username"]
 
     def _find_user(self, login: str) -> int | None:
         key = f"user:{login}"
@@ -767,15 +877,17 @@ class GitLabTracker:
                     health = change.value
                 case unknown:
                     assert_never(unknown)
-        self._post_notes(iid, key, changes, add)
+        self._wrote.pop(key, None)
+        notes = self._post_notes(iid, key, changes, add)
         if add:
             body["add_labels"] = ",".join(add)
         if remove:
             body["remove_labels"] = ",".join(remove)
-        if body:
-            self._put(iid, key, body, add)
+        put = self._put(iid, key, body, add) if body else None
         if health:
             self._set_health(key, health)
+        if notes is not None:  # every note's answer in hand: ``refresh`` may do without a read
+            self._wrote[key] = Wrote(tuple(notes), tuple(add), tuple(remove), body, put)
 
     def _project_path(self) -> str:
         """The project's full path (GraphQL names projects by path, not id)."""
@@ -839,51 +951,56 @@ class GitLabTracker:
         return {m for n in notes if not n.get("system") and (n.get("author") or {}).get("id") == me
                 for m in TAG.findall(str(n.get("body") or ""))}
 
-    def _post_notes(self, iid: int, key: str, changes: Sequence[Change], add: Sequence[str]) -> None:
-        """Post the step notes that are not on the issue yet (one read of the notes first)."""
+    def _post_notes(self, iid: int, key: str, changes: Sequence[Change],
+                    add: Sequence[str]) -> list[dict[str, Any]] | None:
+        """Post the step notes that are not on the issue yet (one read of the notes
+        first); the answers GitLab gave to each ``POST``, ``None`` if one is not in hand."""
         steps = [c for c in changes if c.kind in ("comment", "watchers")]
         if not steps:
-            return
+            return []
         posted: set[str] = set()
         if any(c.step is not None for c in steps):
             posted = self._call("reading the notes before writing", lambda: self._posted(iid), key)
-        for note in self._notes(changes, add, posted):
-            self._create(iid, key, note)
+        answers = [self._create(iid, key, note) for note in self._notes(changes, add, posted)]
+        return [a for a in answers if a is not None] if all(a is not None for a in answers) else None
 
-    def _create(self, iid: int, key: str, note: _Note) -> None:
-        """POST one note.  After a lost answer, each new attempt (after the back-off
-        wait) first reads the notes: a note that landed is not posted again."""
+    def _create(self, iid: int, key: str, note: _Note) -> dict[str, Any] | None:
+        """POST one note: GitLab's answer, ``None`` when an earlier attempt's answer
+        was lost and the note was found on the issue.  After a lost answer, each new
+        attempt (after the back-off wait) first reads the notes: a note that landed
+        is not posted again."""
         data: dict[str, Any] = {"body": note.body, "internal": note.private}
         if note.private:
             data["confidential"] = True  # the name before GitLab 15.3
         manager = self.project.issues.get(iid, lazy=True).notes
         tries = itertools.count(1)
 
-        def attempt() -> None:
+        def attempt() -> dict[str, Any] | None:
             if next(tries) > 1:
                 try:
                     if set(note.tags) <= self._posted(iid):
-                        return
+                        return None
                 except Retryable:
                     raise _Unknown("its answer was lost and the notes could not be read back") from None
             try:
-                manager.create(data)
+                return dict(manager.create(data).asdict())
             except Retryable as exc:
                 if not note.tags:  # no marker to look for: never risk a second copy
                     raise _Unknown(f"{exc}; it may or may not have been written") from None
                 raise
 
-        def post() -> None:
-            self.session.retrying()(attempt)
+        def post() -> dict[str, Any] | None:
+            answer: dict[str, Any] | None = self.session.retrying()(attempt)
+            return answer
 
         try:
-            self._call("writing a note", post, key)
+            return self._call("writing a note", post, key)
         except _Unknown as exc:
             raise TrackerError(
                 f"{self._where(key)}: writing a note: {exc}; the next pass checks it and goes on"
             ) from None
 
-    def _put(self, iid: int, key: str, body: dict[str, Any], add: Sequence[str]) -> None:
+    def _put(self, iid: int, key: str, body: dict[str, Any], add: Sequence[str]) -> dict[str, Any]:
         result = self._call("writing the issue", lambda: self.project.issues.update(iid, body), key)
         missing = [lbl for lbl in add if lbl not in (result.get("labels") or ())]
         if missing:
@@ -897,6 +1014,7 @@ class GitLabTracker:
                 f"{self._where(key)}: GitLab did not assign the issue (GitLab assigns members of the project only); "
                 "run `sla-sync check --online POLICY`"
             )
+        return dict(result)
 
     # -- online check -------------------------------------------------------------------
 

@@ -708,7 +708,7 @@ class JiraTracker:
                 if since is None or _instant(row["fields"]["created"]) >= since:
                     yield self._tracked(row, self._events(row))
 
-    def refresh(self, keys: Iterable[str]) -> list[Tracked]:
+    def refresh(self, keys: Iterable[str], before: Mapping[str, Tracked] | None = None) -> list[Tracked]:
         """The issues anew, a search of up to PAGE keys at a time (not a request per
         issue); history beyond what the search embeds is read per issue, as in ``fetch``."""
         project = jql_string(self.spec.project)

@@ -645,7 +645,7 @@ class RedmineTracker:
                 return
             offset += 100
 
-    def refresh(self, keys: Iterable[str]) -> list[Tracked]:
+    def refresh(self, keys: Iterable[str], before: Mapping[str, Tracked] | None = None) -> list[Tracked]:
         out = []
         for key in keys:
             try:

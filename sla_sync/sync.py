@@ -397,7 +397,8 @@ def _apply_pass(
             progress(done, total)
     # without a re-read the cursor stays before the writes, and the next pass's delta
     # query reads them back, a person's change too (``Tracker.rereads_written``)
-    latest, fresh = _refresh(tracker, writes, applied, result) if applied and tracker.rereads_written else (None, [])
+    latest, fresh = (_refresh(tracker, writes, {k: by_key[k] for k in applied}, result)
+                     if applied and tracker.rereads_written else (None, []))
     writes.set_cursor(next_cursor(planned.cursor, fetched, failed, latest, clock() - started, policy.overlap_s))
     _update_mirror(store, writes, planned, result, {t.issue.key: t for t in fresh}, by_key,
                    {t.issue.key for t in failed}, now)
@@ -486,12 +487,13 @@ def _remembered(planned: Planned, key: str, policy: Policy, now: int) -> tuple[I
     return evaluate(cached.issue, policy, now), cached.issue.title
 
 
-def _refresh(tracker: Tracker, writes: PassWrites, keys: list[str],
+def _refresh(tracker: Tracker, writes: PassWrites, before: Mapping[str, Tracked],
              result: PassResult) -> tuple[int | None, list[Tracked]]:
-    """Re-read written issues so the next pass sees their new version as known;
-    the latest update time among them, and the issues as re-read."""
+    """Re-read written issues (``before``: the copies the pass planned on) so the
+    next pass sees their new version as known; the latest update time among them,
+    and the issues as re-read."""
     try:
-        fresh = tracker.refresh(keys)
+        fresh = tracker.refresh(list(before), before)
     except TrackerError as exc:  # the next pass refetches them; no harm done
         result.errors.append(REDACTOR(f"re-reading written issues failed: {exc}"))
         return None, []

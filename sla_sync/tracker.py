@@ -93,12 +93,13 @@ class Tracker(Protocol):
     """Whether the sync re-reads the issues it wrote at the end of the pass (their
     rows and history, ``refresh``), so that the next pass knows them; otherwise the
     cursor stays before the writes and the next pass's delta query reads them back,
-    a person's change in between too.  Re-read (GitLab): their reads cost the same
-    now or then.  Left to the next pass: Jira, whose search embeds the changelog and
-    the comments (no request of its own), and Redmine, whose ``updated_on`` has
-    whole seconds: a read in the second of the write would not be trusted
-    (``read_version``) and would be read again by the next pass, two reads where
-    the next pass's one does."""
+    a person's change in between too.  Re-read (GitLab): their rows in one list
+    query per 100, and the history only of those whose row shows a change that is
+    not sla-sync's (``refresh``'s ``before``).  Left to the next pass: Jira, whose
+    search embeds the changelog and the comments (no request of its own), and
+    Redmine, whose ``updated_on`` has whole seconds: a read in the second of the
+    write would not be trusted (``read_version``) and would be read again by the
+    next pass, two reads where the next pass's one does."""
     directory: dict[str, str]
     """Names the adapter resolved to tracker ids ("user:alice" → "5"); the sync
     keeps them in the state store between passes so that steady passes need no
@@ -128,12 +129,15 @@ class Tracker(Protocol):
         ``None``), with its history, lazily: what ``sla-sync export`` streams."""
         ...
 
-    def refresh(self, keys: Iterable[str]) -> list[Tracked]:
+    def refresh(self, keys: Iterable[str], before: Mapping[str, Tracked] | None = None) -> list[Tracked]:
         """Fetch these issues anew, with their history (after writes when
         ``rereads_written``, and ``explain KEY``).  A key with no issue behind it
         (deleted, never there, out of the API user's sight) is left out, not an
         error; a key the tracker cannot even parse (Redmine: not a number) raises
-        ``UserError``."""
+        ``UserError``.  ``before``: after writes, the copies the pass planned on;
+        an adapter that can tell from an issue's row that nothing but its own
+        writes changed it may build its history from the copy and the writes'
+        answers instead of reading it (GitLab)."""
         ...
 
     def apply(self, key: str, changes: Sequence[Change]) -> None:

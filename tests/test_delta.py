@@ -9,7 +9,7 @@ breached) with ``reconcile_every: 6h``.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,8 @@ import orjson
 import pytest
 
 from sla_sync.calendar import utc_seconds
+from sla_sync.model import Issue
+from sla_sync.neutral import issue_from_json, issue_to_json
 from sla_sync.state import Store
 from sla_sync.sync import PassResult, run_pass
 from tests.contract.harness import BODY
@@ -45,6 +47,8 @@ def one_pass(h: Any, store: Store, now: str, *, full: bool = False, reconcile: s
         policy = compile_policy(PolicyFile.model_validate(data))
     if h.kind == "memory":  # the tracker's clock is the pass's: what it writes is stamped now
         h.memory.now = max(h.memory.now, utc_seconds(at(now)))
+    if h.kind == "gitlab":  # so too the fake's (an earlier test may have left it ahead)
+        h.fake.now = at(now)
     return run_pass(h.tracker(policy), policy, store, utc_seconds(at(now)), apply=True, run_id="t", full=full)
 
 
@@ -287,22 +291,97 @@ def test_the_gauges_count_every_mirrored_issue_after_a_delta_pass(memory: Any, t
     assert levels == [("P1", 1), ("P3", 4)]
 
 
-def test_gitlab_re_reads_written_issues_in_list_pages(gitlab: Any, tmp_path: Path) -> None:
-    """After its writes, a pass re-reads the written issues' rows in one list query
-    per 100, never one issue at a time; their histories are read whole (a person's
-    change between sla-sync's read and its write would be in them)."""
+ISSUES = "/api/v4/projects/{pid}/issues"
+HISTORY = [ISSUES + "/{iid}/" + kind for kind in ("resource_label_events", "resource_state_events")]
+
+
+def reread(h: Any, keys: list[str]) -> dict[str, tuple[str, Issue]]:
+    """The issues as a whole read gives them (``explain KEY``'s read), as the state
+    store keeps them: (version, issue)."""
+    return {t.issue.key: (t.version, issue_from_json(issue_to_json(t.issue)))
+            for t in h.tracker(h.policy(BODY)).refresh(keys)}
+
+
+def mirror_of(h: Any, store: Store) -> dict[str, tuple[str, Issue]]:
+    return {k: (c.version, c.issue) for k, c in store.cached(h.policy(BODY).state_key).items()}
+
+
+def test_gitlab_builds_the_written_issues_from_its_writes_without_reading_them(gitlab: Any, tmp_path: Path) -> None:
+    """After its writes, a pass reads the written issues' rows back in one list query
+    per 100; a row that shows nothing but sla-sync's own writes since the copy the
+    pass planned on needs no history read: the copy and GitLab's answers to the
+    writes give the history, the same one a whole read gives."""
     store = Store(str(tmp_path / "state.sqlite"))
     keys = [gitlab.create_issue(f"Outage {i}", priority="P1", created_at=at("2026-11-02T08:00:00"))
             for i in range(3)]
-    one_pass(gitlab, store, "2026-11-02T10:00:00")
+    first = one_pass(gitlab, store, "2026-11-02T10:00:00")  # labels and due dates
+    assert sorted(o.key for o in first.outcomes if o.applied) == sorted(keys)
+    assert all(gitlab.fake.counts[("GET", path)] == 3 for path in HISTORY)  # read once, to plan; not again
     gitlab.reset_requests()
-    crossed = one_pass(gitlab, store, "2026-11-02T12:00:00")
+    crossed = one_pass(gitlab, store, "2026-11-02T12:00:00")  # step 1: a note and its marker label
     assert sorted(o.key for o in crossed.outcomes if o.applied) == sorted(keys)
     counts = gitlab.fake.counts
-    issue = "/api/v4/projects/{pid}/issues"
-    assert counts[("GET", issue + "/{iid}")] == 0
-    assert counts[("GET", issue)] == 2  # the delta query; the written issues re-read in one page
-    assert counts[("GET", issue + "/{iid}/resource_label_events")] == 3  # each written issue's history, once
+    assert counts[("GET", ISSUES)] == 2  # the delta query; the written issues' rows in one page
+    assert counts[("GET", ISSUES + "/{iid}")] == 0
+    assert [counts[("GET", path)] for path in HISTORY] == [0, 0]
+    assert counts[("GET", ISSUES + "/{iid}/notes")] == 3  # the marker check before each step's note
+    mirrored = mirror_of(gitlab, store)
+    assert mirrored == reread(gitlab, keys)
+    assert all(any(e.kind == "comment" and e.by_self for e in mirrored[k][1].events) for k in keys)
+    gitlab.reset_requests()
+    one_pass(gitlab, store, "2026-11-02T12:10:00")
+    assert gitlab.requests() == {"GET": 1}  # nothing to read back
+
+
+PERSON = {
+    "comment": lambda h, key: h.comment(key, "Looking at the logs now.", by="alice", public=True,
+                                        at=h.fake.now),
+    "label": lambda h, key: h.add_labels(key, ["vip"], by="alice"),
+    "assignee": lambda h, key: h.set_assignee(key, "bob"),
+    "due date": lambda h, key: h.set_due_date(key, date(2026, 11, 20)),
+    "close": lambda h, key: h.set_status(key, "resolved", at=h.fake.now),
+}
+
+
+@pytest.mark.parametrize("change", sorted(PERSON))
+def test_gitlab_reads_the_history_of_a_written_issue_a_person_changed_meanwhile(
+        gitlab: Any, tmp_path: Path, change: str) -> None:
+    """A person's change between the pass's read of an issue and its write lands in
+    the written issue's row (a note more, other labels, assignees, due date or
+    state): that issue's history is read whole, and the mirror has the person's change."""
+    store = Store(str(tmp_path / "state.sqlite"))
+    keys = [gitlab.create_issue(f"Outage {i}", priority="P1", created_at=at("2026-11-02T08:00:00"))
+            for i in range(2)]
+    one_pass(gitlab, store, "2026-11-02T10:00:00")
+    target, done = keys[0], []
+
+    def person(method: str, path: str) -> None:
+        if method == "PUT" and path.split("?")[0].endswith(f"/issues/{target}") and not done:
+            done.append(path)
+            PERSON[change](gitlab, target)
+
+    gitlab.hook(person)
+    gitlab.reset_requests()
+    try:
+        one_pass(gitlab, store, "2026-11-02T12:00:00")
+    finally:
+        gitlab.hook(None)
+    assert done
+    assert [gitlab.fake.counts[("GET", path)] for path in HISTORY] == [1, 1]  # the changed one only
+    mirrored = mirror_of(gitlab, store)
+    assert mirrored == reread(gitlab, keys)
+    if change == "close":
+        assert target not in store.mirror_keys(gitlab.policy(BODY).state_key)  # closed: out of the mirror
+    else:
+        assert any(SEEN[change](e) for e in mirrored[target][1].events)
+
+
+SEEN = {
+    "comment": lambda e: e.kind == "comment" and e.author == "alice" and e.by_agent,
+    "label": lambda e: e.kind == "label" and e.added == ("vip",) and not e.by_self,
+    "assignee": lambda e: e.kind == "field" and e.field == "assignee" and e.to == "bob" and not e.by_self,
+    "due date": lambda e: e.kind == "field" and e.field == "due_date" and e.to == "2026-11-20" and not e.by_self,
+}
 
 
 def test_a_pass_finds_its_due_issues_by_an_index_not_a_scan(tmp_path: Path) -> None:

@@ -265,6 +265,73 @@ def test_refresh_returns_the_written_version(fake: GitLabFake) -> None:
     assert after.observed.due_date == "2026-11-05"
 
 
+HISTORY = [ISSUES + "/{iid}/" + kind for kind in ("notes", "resource_label_events", "resource_state_events")]
+WRITES = [
+    Change("due_date", value="2026-11-03"),
+    Change("add_labels", values=("sla:P1", "sla:escalated-1")),
+    Change("remove_labels", values=("sla:P2",)),
+    Change("assign", value="incident-manager", step=1),
+    Change("comment", value="Escalated to the incident manager.", private=True, step=1),
+    Change("watchers", values=("carol",), step=1),
+]
+
+
+def seeded(fake: GitLabFake) -> int:
+    """An issue with some history: a person's labels, a due date, an assignee, comments."""
+    iid = fake.create_issue(PROJECT, "Checkout down", author="erin", created_at=at("2026-11-02T08:00:00"),
+                            labels=["priority::1", "sla:P2"])
+    fake.add_note(PROJECT, iid, "It fails for every customer.", by="erin", at=at("2026-11-02T08:05:00"))
+    fake.set_assignees(PROJECT, iid, ["alice"], by="alice", at=at("2026-11-02T08:10:00"))
+    fake.set_due_date(PROJECT, iid, "2026-11-04", by="alice", at=at("2026-11-02T08:10:00"))
+    fake.add_note(PROJECT, iid, "Looking.", by="alice", at=at("2026-11-02T08:15:00"), internal=True)
+    return iid
+
+
+def test_refresh_builds_a_written_issue_from_its_writes_as_a_whole_read_does(fake: GitLabFake) -> None:
+    """A written issue whose row shows only sla-sync's writes: its history comes from
+    the copy and the writes' answers (no history request), and is the whole read's."""
+    iid = seeded(fake)
+    tracker = make(fake)
+    (before,) = tracker.fetch(None, {}).issues
+    tracker.apply(str(iid), WRITES)
+    fake.reset_counts()
+    (built,) = tracker.refresh([str(iid)], {str(iid): before})
+    assert [count(fake, "GET", path) for path in HISTORY] == [0, 0, 0]
+    assert count(fake, "GET", ISSUES) == 1
+    (whole,) = make(fake).refresh([str(iid)])
+    assert (built.version, built.issue, built.observed) == (whole.version, whole.issue, whole.observed)
+    ours = [(e.kind, e.field) for e in built.issue.events if e.by_self]
+    assert sorted(ours, key=str) == sorted([("label", None), ("field", "due_date"), ("field", "assignee"),
+                                            ("comment", None), ("comment", None)], key=str)
+
+
+@pytest.mark.parametrize("case", ["a person's comment", "a lost answer", "an answer without its time",
+                                  "no copy", "a status label"])
+def test_refresh_reads_the_history_whole_when_the_row_or_an_answer_says_less(
+        fake: GitLabFake, case: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    iid = seeded(fake)
+    tracker = make(fake)
+    (before,) = tracker.fetch(None, {}).issues
+    writes = WRITES
+    if case == "a lost answer":
+        fake.fail(502, method="POST", after=True)  # the note lands, its answer is lost: found by a read
+    if case == "a status label":
+        writes = [*WRITES, Change("add_labels", values=("status::waiting",))]
+    if case == "an answer without its time":  # the PUT's answer (and only it) lacks updated_at
+        original = fake._issue_json
+        monkeypatch.setattr(fake, "_issue_json", lambda proj, issue: {
+            k: v for k, v in original(proj, issue).items() if k != "updated_at"})
+    tracker.apply(str(iid), writes)
+    monkeypatch.undo()
+    if case == "a person's comment":
+        fake.add_note(PROJECT, iid, "Any news?", by="erin", at=at("2026-11-02T12:00:00"))
+    fake.reset_counts()
+    (built,) = tracker.refresh([str(iid)], {} if case == "no copy" else {str(iid): before})
+    assert [count(fake, "GET", path) for path in HISTORY] == [1, 1, 1]
+    (whole,) = make(fake).refresh([str(iid)])
+    assert (built.version, built.issue) == (whole.version, whole.issue)
+
+
 def test_an_unknown_assignee_fails_before_anything_is_written(fake: GitLabFake) -> None:
     iid = fake.create_issue(PROJECT, "Bug", author="erin", created_at=at("2026-11-02T08:00:00"))
     fake.reset_counts()

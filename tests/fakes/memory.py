@@ -321,7 +321,7 @@ class MemoryTracker:
         for row in self._list(lambda i: since is None or i.created_at >= since):
             yield self._track(row, self._events(self._read(row.key)))
 
-    def refresh(self, keys: Iterable[str]) -> list[Tracked]:
+    def refresh(self, keys: Iterable[str], before: Mapping[str, Tracked] | None = None) -> list[Tracked]:
         out = []
         for key in keys:
             try:
