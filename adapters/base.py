@@ -33,7 +33,7 @@ import requests
 import tenacity
 
 from sla_sync.errors import TrackerError, UserError
-from sla_sync.model import Event
+from sla_sync.model import Event, Issue
 from sla_sync.schema import TrackerSpec
 from sla_sync.secrets import read_reference
 from sla_sync.tracker import Cached, Fetched, Tracked
@@ -125,13 +125,16 @@ def assemble(
     history: Callable[[Row], tuple[Event, ...]],
     track: Callable[[Row, tuple[Event, ...]], Tracked],
     where: str,
+    same: Callable[[Row, Issue], bool] | None = None,
 ) -> Fetched:
     """The shared part of every adapter's ``fetch``.
 
     ``rows`` are the list rows (open issues and issues updated since the cursor,
     possibly twice); ``identify`` gives a row's key, version and update instant.
     Rows are de-duplicated by key and taken oldest update first; history comes from
-    ``cached`` when the version is unchanged, else from ``history`` (a request).  A
+    ``cached`` when the version is unchanged (and, with ``same``, the row agrees
+    with the cached issue: a tracker whose version misses some changes), else
+    from ``history`` (a request).  A
     row the adapter cannot read (missing or odd fields) is skipped and reported in
     ``problems``, never a crash; a request that fails is the adapter's error.
     """
@@ -149,7 +152,7 @@ def assemble(
             continue  # listed twice (open, and updated since the cursor)
         hit = cached.get(key)
         try:
-            if hit is not None and hit.version == version:
+            if hit is not None and hit.version == version and (same is None or same(row, hit.issue)):
                 events = hit.issue.events
             else:
                 events = history(row)

@@ -3,7 +3,13 @@
 Reading: every open issue of the project, plus every closed issue updated since the
 cursor, which the sync has moved back by the overlap window (``updated_after`` is inclusive), each once, in
 pages of 100 (``order_by=updated_at, sort=asc``).  The history is read only for
-issues whose ``updated_at`` differs from the state store's copy: three lists per
+issues whose ``updated_at`` differs from the state store's copy, or whose row shows
+a note count (``user_notes_count``), labels or first assignee other than the
+copy's (``Mapper.unchanged``): GitLab moves ``updated_at`` for a note, a label or
+an assignee change only through ``Issue#touch``, which it throttles to once a
+minute (``ThrottledTouch``), so such a change within a minute of the issue's last
+update keeps the old version; for the same reason every ``updated_after`` reaches
+back one minute more than the cursor and the overlap say.  Three lists per
 issue (``resource_state_events``, ``resource_label_events``, ``notes``), and a
 fourth, ``resource_milestone_events``, only when the policy reads the milestone
 (``milestones``: the adapter's option, which ``Policy.uses_milestones`` in
@@ -24,7 +30,8 @@ lost, a label that moves the status or the priority, a scoped label GitLab swapp
 the issue's history is read whole, as ``fetch`` reads it.  What such a row cannot
 show is a change undone within those seconds (a label added and removed again, a
 comment posted and another deleted): such a pair is missing from the mirror's copy
-until the issue's next change, whose new ``updated_at`` has its history read whole.
+until the issue's next change (a new ``updated_at``, note count, labels or first
+assignee) has its history read whole.
 
 Mapping to the neutral issue:
 
@@ -171,6 +178,7 @@ T = TypeVar("T")
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT"})
 REPORTER = 20  # GitLab's access level that may create labels and write internal notes
+TOUCH_S = 60  # GitLab's ThrottledTouch: a note, label or assignee change moves updated_at at most once a minute
 HEALTH_MUTATION = (
     "mutation($path: ID!, $iid: String!, $health: HealthStatus) {"
     " updateIssue(input: {projectPath: $path, iid: $iid, healthStatus: $health})"
@@ -261,6 +269,18 @@ def recency_of(events: Iterable[Event]) -> dict[str, int]:
     for n, label in enumerate(lbl for e in events if e.kind == "label" for lbl in e.added):
         order[label] = n
     return order
+
+
+def _assignees(row: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The issue's assignees (``assignee`` alone on a GitLab before multiple assignees)."""
+    people = row.get("assignees") or ([row["assignee"]] if row.get("assignee") else [])
+    return list(people)
+
+
+def _first_assignee(row: Mapping[str, Any]) -> str | None:
+    """The first assignee's username, as ``tracked`` names the issue's assignee."""
+    people = _assignees(row)
+    return people[0].get("username") if people else None
 
 
 def _username(entry: Mapping[str, Any], key: str = "user") -> str | None:
@@ -479,6 +499,18 @@ class Mapper:
                              author=login, by_self=mine))
         return out
 
+    @staticmethod
+    def unchanged(row: Mapping[str, Any], issue: Issue) -> bool:
+        """Whether a row whose ``updated_at`` is the copy's shows nothing the copy
+        lacks.  GitLab moves ``updated_at`` for a note, a label or an assignee change
+        only through ``Issue#touch``, which it throttles to once a minute
+        (``ThrottledTouch``): such a change within a minute of the last update keeps
+        the old version, and only the row's note count (``user_notes_count``; a row
+        without one tells nothing), labels and first assignee show it."""
+        notes = row.get("user_notes_count")
+        return ((notes is None or notes == sum(e.kind == "comment" for e in issue.events))
+                and set(row.get("labels") or ()) == set(issue.labels) and _first_assignee(row) == issue.assignee)
+
     def after_writes(self, row: Mapping[str, Any], before: Tracked, wrote: Wrote, me: int,
                      my_name: str) -> tuple[Event, ...] | None:
         """The history of an issue sla-sync just wrote, without reading it again:
@@ -496,8 +528,7 @@ class Mapper:
         if set(wrote.add) & set(wrote.remove) or any(lbl.startswith(prefixes) for lbl in add + remove):
             return None
         due = (wrote.body["due_date"] or None) if "due_date" in wrote.body else issue.due_date
-        people = row.get("assignees") or []
-        first = str(people[0].get("username")) if people else None
+        people, first = _assignees(row), _first_assignee(row)
         comments = sum(e.kind == "comment" for e in issue.events)
         if (set(row.get("labels") or ()) != (set(issue.labels) - set(remove)) | set(add)
                 or before.open != (row.get("state") == "opened")
@@ -527,8 +558,7 @@ class Mapper:
 
     def tracked(self, row: Mapping[str, Any], events: tuple[Event, ...]) -> Tracked:
         labels = tuple(row.get("labels") or ())
-        people = row.get("assignees") or ([row["assignee"]] if row.get("assignee") else [])
-        assignee = people[0].get("username") if people else None
+        assignee = _first_assignee(row)
         recency = recency_of(events)
         project = str((row.get("references") or {}).get("full") or "").rsplit("#", 1)[0] or self.project
         issue = Issue(
@@ -699,14 +729,14 @@ class GitLabTracker:
         self._wrote.clear()  # a new pass
         rows = self._call("listing open issues", lambda: self._list(state="opened"))
         if since is not None:
-            start = iso_utc(since)
+            start = iso_utc(since - TOUCH_S)  # a minute more: a change GitLab did not date (``Mapper.unchanged``)
             # the open ones are all in the first list: only closed issues updated since the cursor
             rows += self._call("listing closed issues", lambda: self._list(state="closed", updated_after=start))
         return self._assemble(rows, since, cached)
 
     def fetch_changed(self, since: int, cached: Mapping[str, Cached]) -> Fetched:
         self._wrote.clear()  # a new pass
-        start = iso_utc(since)
+        start = iso_utc(since - TOUCH_S)  # a minute more: a change GitLab did not date (``Mapper.unchanged``)
         rows = self._call("listing updated issues", lambda: self._list(state="all", updated_after=start))
         return self._assemble(rows, since, cached)
 
@@ -725,7 +755,7 @@ class GitLabTracker:
         return assemble(
             rows, since, cached,
             identify=lambda r: (str(r["iid"]), str(r["updated_at"]), instant(r["updated_at"])),
-            history=self._events, track=self.mapper.tracked, where=f"GitLab {self.url}",
+            history=self._events, track=self.mapper.tracked, where=f"GitLab {self.url}", same=self.mapper.unchanged,
         )
 
     def refresh(self, keys: Iterable[str], before: Mapping[str, Tracked] | None = None) -> list[Tracked]:

@@ -21,6 +21,7 @@ from sla_sync.model import Issue
 from sla_sync.neutral import issue_from_json, issue_to_json
 from sla_sync.state import Store
 from sla_sync.sync import PassResult, run_pass
+from tests.contract.gitlab_harness import PROJECT
 from tests.contract.harness import BODY
 
 KINDS = ["memory", "jira", "gitlab"]
@@ -382,6 +383,23 @@ SEEN = {
     "assignee": lambda e: e.kind == "field" and e.field == "assignee" and e.to == "bob" and not e.by_self,
     "due date": lambda e: e.kind == "field" and e.field == "due_date" and e.to == "2026-11-20" and not e.by_self,
 }
+
+
+def test_gitlab_sees_an_agents_reply_within_a_minute_of_its_write(gitlab: Any, tmp_path: Path) -> None:
+    """An agent answers 30 s after sla-sync's write: GitLab's throttled touch keeps
+    the issue's ``updated_at`` (and so its version) where the write left it, and
+    the next pass still reads the reply: the first response is met, not missed."""
+    store = Store(str(tmp_path / "state.sqlite"))
+    key = gitlab.create_issue("Checkout down", priority="P1", created_at=at("2026-11-02T08:00:00"))
+    first = one_pass(gitlab, store, "2026-11-02T08:10:00")  # labels and the due date
+    assert [o.key for o in first.outcomes if o.applied] == [key]
+    written = gitlab.fake.issue(PROJECT, int(key)).updated_at
+    gitlab.comment(key, "Looking into it.", by="alice", public=True, at=at("2026-11-02T08:10:30"))
+    assert gitlab.fake.issue(PROJECT, int(key)).updated_at == written
+    after = one_pass(gitlab, store, "2026-11-02T08:20:00")
+    assert [o.sla.metrics["first_response"].state for o in after.outcomes if o.key == key] == ["met"]
+    later = one_pass(gitlab, store, "2026-11-02T08:40:00")  # past the 30m target
+    assert all(o.sla.metrics["first_response"].state == "met" for o in later.outcomes if o.key == key)
 
 
 def test_a_pass_finds_its_due_issues_by_an_index_not_a_scan(tmp_path: Path) -> None:

@@ -196,6 +196,31 @@ def test_the_fetch_reads_open_and_recently_updated_issues_once_and_history_only_
     assert second.cursor == ts("2026-11-02T08:58:00Z")  # the latest update seen (the sync keeps a later cursor)
 
 
+@pytest.mark.parametrize("change", ["comment", "label", "assignee"])
+def test_a_change_gitlab_leaves_undated_is_read_by_the_next_fetch(fake: GitLabFake, change: str) -> None:
+    """GitLab moves ``updated_at`` for a note, a label or an assignee change only
+    through ``Issue#touch``, which it throttles to once a minute: such a change
+    within a minute of the last update keeps the old version.  The row's note
+    count, labels and assignees still show it, and the history is read again."""
+    created = at("2026-11-02T11:59:30")
+    iid = fake.create_issue(PROJECT, "Down", author="erin", created_at=created, labels=["priority::1"])
+    tracker = make(fake)
+    (first,) = tracker.fetch(None, {}).issues
+    when = at("2026-11-02T12:00:00")  # 30 s after the last update
+    if change == "comment":
+        fake.add_note(PROJECT, iid, "Looking into it.", by="alice", at=when)
+    elif change == "label":
+        fake.change_labels(PROJECT, iid, add=["status::waiting"], by="alice", at=when)
+    else:
+        fake.set_assignees(PROJECT, iid, ["alice"], by="alice", at=when)
+    assert fake.issue(PROJECT, iid).updated_at == created  # as on GitLab: no new version
+    fake.reset_counts()
+    (second,) = tracker.fetch(None, {first.issue.key: Cached(first.version, first.issue)}).issues
+    assert count(fake, "GET", ONE + "/resource_label_events") == 1  # read again
+    (whole,) = make(fake).fetch(None, {}).issues
+    assert second.issue == whole.issue and second.issue != first.issue
+
+
 def test_long_lists_are_read_page_by_page(fake: GitLabFake) -> None:
     for i in range(130):
         fake.create_issue(PROJECT, f"issue {i}", author="erin", created_at=at("2026-11-01T00:00:00"),

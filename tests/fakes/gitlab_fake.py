@@ -28,8 +28,13 @@ Endpoints (all under ``/api/v4``): ``GET /user``, ``GET /users?username=``,
 ``{"message": {"title": [...]}}`` (422).
 
 Time: the seeding helpers take the instant of each change; writes through the
-API happen at ``now`` (set it to the pass's ``--now``).  ``updated_at`` always
-moves forward by at least a millisecond, so every change is a new version.
+API happen at ``now`` (set it to the pass's ``--now``).  ``updated_at`` moves
+forward by at least a millisecond on a change of the issue's own columns (title,
+due date, state, milestone, type, health status), but a note, a label change or
+an assignee change moves it only through ``Issue#touch``, which GitLab throttles
+(``ThrottledTouch``, one minute): within a minute of the last update it stays
+where it is, and only the row's ``user_notes_count``, ``labels`` and
+``assignees`` show the change (``throttle = False`` turns that off).
 Scoped labels are exclusive (GitLab Premium): adding ``status::b`` removes
 ``status::a``, recorded as a removal.  A missing label is created on use when the
 acting user has at least the Reporter role, silently dropped otherwise; an
@@ -65,6 +70,7 @@ GUEST, REPORTER, DEVELOPER, MAINTAINER = 10, 20, 30, 40
 MENTION = re.compile(r"(?<![\w.@])@([A-Za-z0-9_][A-Za-z0-9_.-]*)")
 HIDDEN = re.compile(r"<!--.*?-->", re.S)
 HEALTH = {"onTrack": "on_track", "needsAttention": "needs_attention", "atRisk": "at_risk"}  # GraphQL -> REST
+TOUCH_INTERVAL = timedelta(minutes=1)  # GitLab's ThrottledTouch::TOUCH_INTERVAL
 NO_ACCESS = ("The resource that you are attempting to access does not exist or you don't have permission to "
              "perform this action")
 
@@ -179,6 +185,7 @@ class GitLabFake(FakeServer):
         super().__init__()
         self.now = now or datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
         self.premium = premium  # the licence has health status (see the module docstring)
+        self.throttle = True  # notes, labels and assignees move updated_at at most once a minute (``_touch``)
         self.users: dict[int, User] = {}
         self.tokens: dict[str, int] = {}
         self.groups: dict[int, Group] = {}
@@ -415,7 +422,13 @@ class GitLabFake(FakeServer):
 
     # -- the changes, as GitLab records them ---------------------------------------------
 
-    def _touch(self, issue: Issue, at: datetime) -> None:
+    def _touch(self, issue: Issue, at: datetime, *, throttled: bool = False) -> None:
+        """Move ``updated_at``, as GitLab does: a change of the issue's own columns
+        (title, due date, state, milestone, type, health status) always; a note, a
+        label or an assignee change only through ``Issue#touch``, which GitLab
+        throttles (``ThrottledTouch``): not within a minute of the last update."""
+        if throttled and self.throttle and timedelta(0) <= at - issue.updated_at <= TOUCH_INTERVAL:
+            return  # (a change seeded before the last update, which GitLab cannot have, still moves it)
         issue.updated_at = max(at, issue.updated_at + timedelta(milliseconds=1))
 
     def _label_event(self, proj: Project, issue: Issue, name: str, action: str, user: User, at: datetime) -> None:
@@ -449,7 +462,7 @@ class GitLabFake(FakeServer):
             self._label_event(proj, issue, name, "add", user, at)
         changed = sorted(before) != sorted(issue.labels)
         if changed and bump:
-            self._touch(issue, at)
+            self._touch(issue, at, throttled=True)
         return changed
 
     def _state(self, proj: Project, issue: Issue, event: str, user: User, at: datetime) -> bool:
@@ -469,6 +482,7 @@ class GitLabFake(FakeServer):
         if (due or None) == issue.due_date:
             return False
         old, issue.due_date = issue.due_date, due or None
+        self._touch(issue, at)  # a column: the note's touch may be throttled, the save is not
         # GitLab 16+ (SystemNotes::TimeTrackingService, Rails' :long date format)
         text = (f"changed due date to {date.fromisoformat(due):%B %-d, %Y}" if due
                 else f"removed due date {date.fromisoformat(old):%B %-d, %Y}" if old else "removed due date")
@@ -498,6 +512,7 @@ class GitLabFake(FakeServer):
         if issue_type == issue.issue_type:
             return False
         old, issue.issue_type = issue.issue_type, issue_type
+        self._touch(issue, at)
         # as SystemNotes::IssuablesService#change_issue_type words it (humanize(capitalize: false))
         self._note(proj, issue, f"changed type from {old.replace('_', ' ')} to {issue_type.replace('_', ' ')}",
                    user, at, system=True)
@@ -507,6 +522,7 @@ class GitLabFake(FakeServer):
         if health == issue.health_status:
             return False
         old, issue.health_status = issue.health_status, health
+        self._touch(issue, at)
         # as EE's SystemNotes::IssuablesService words it
         text = (f"changed health status to **{health.replace('_', ' ')}**" if health
                 else f"removed health status **{(old or '').replace('_', ' ')}**")
@@ -541,7 +557,7 @@ class GitLabFake(FakeServer):
         if not system:
             known = {u.username.lower(): u.username for u in self.users.values()}
             issue.mentioned |= {known[m.lower()] for m in MENTION.findall(HIDDEN.sub("", body)) if m.lower() in known}
-        self._touch(issue, at)
+        self._touch(issue, at, throttled=True)  # Note#touch_noteable
         return note
 
     # -- JSON as GitLab shapes it -----------------------------------------------------------
