@@ -89,9 +89,11 @@ due date, the labels (including the step's marker label ``<prefix>escalated-N``)
 and the assignee.  Every step's note ends with a hidden marker,
 ``<!-- sla-sync: sla:escalated-N -->`` (`` cycle C`` added for a step on a
 repeating metric, which fires once per cycle; `` cc`` on a watchers note), and
-before posting, the adapter reads the issue's notes and leaves out the steps
-whose marker is already in a note *of the token's user* (anyone who may comment
-can type the marker: a Guest's copy of it is not sla-sync's note).  So:
+before posting, the adapter reads the issue's notes (or takes those the same pass
+read for the issue's history: nobody but sla-sync writes its notes, and the pass
+holds the policy's lock) and leaves out the steps whose marker is already in a
+note *of the token's user* (anyone who may comment can type the marker: a Guest's
+copy of it is not sla-sync's note).  So:
 
 - a crash (or failure) after the note and before the ``PUT`` leaves no marker
   label; the next pass fires the step again, finds the note's marker and writes
@@ -583,6 +585,14 @@ class Mapper:
         return Tracked(issue, observed, str(row["updated_at"]), open=row.get("state") == "opened")
 
 
+def markers(notes: Iterable[Mapping[str, Any]], me: int) -> set[str]:
+    """The step markers in the notes that the user ``me`` (the token's) wrote.  A
+    marker in anybody else's note is a copy or a forgery: anyone who may comment
+    can type it."""
+    return {m for n in notes if not n.get("system") and (n.get("author") or {}).get("id") == me
+            for m in TAG.findall(str(n.get("body") or ""))}
+
+
 @dataclass(frozen=True)
 class Wrote:
     """What one ``apply`` wrote, as GitLab answered it: the notes it posted (their
@@ -658,6 +668,7 @@ class GitLabTracker:
         self._agents_known = False
         self._path: str | None = None  # the project's full path, for GraphQL
         self._wrote: dict[str, Wrote] = {}  # this pass's writes, as GitLab answered them: for ``refresh``
+        self._markers: dict[str, set[str]] = {}  # the step markers in the notes this pass read, per issue
 
     # -- errors ----------------------------------------------------------------------
 
@@ -726,7 +737,7 @@ class GitLabTracker:
                 yield self.mapper.tracked(row, self._events(row))
 
     def fetch(self, since: int | None, cached: Mapping[str, Cached]) -> Fetched:
-        self._wrote.clear()  # a new pass
+        self._new_pass()
         rows = self._call("listing open issues", lambda: self._list(state="opened"))
         if since is not None:
             start = iso_utc(since - TOUCH_S)  # a minute more: a change GitLab did not date (``Mapper.unchanged``)
@@ -735,10 +746,15 @@ class GitLabTracker:
         return self._assemble(rows, since, cached)
 
     def fetch_changed(self, since: int, cached: Mapping[str, Cached]) -> Fetched:
-        self._wrote.clear()  # a new pass
+        self._new_pass()
         start = iso_utc(since - TOUCH_S)  # a minute more: a change GitLab did not date (``Mapper.unchanged``)
         rows = self._call("listing updated issues", lambda: self._list(state="all", updated_after=start))
         return self._assemble(rows, since, cached)
+
+    def _new_pass(self) -> None:
+        """Forget what the last pass read and wrote (a tracker lives on in ``watch``)."""
+        self._wrote.clear()
+        self._markers.clear()
 
     def in_scope(self, keys: Sequence[str]) -> set[str]:
         found: set[str] = set()
@@ -795,6 +811,7 @@ class GitLabTracker:
         labels = self._call("reading the label history", lambda: pages(issue.resourcelabelevents), key)
         states = self._call("reading the state history", lambda: pages(issue.resourcestateevents), key)
         notes = self._call("reading the notes", lambda: pages(issue.notes, sort="asc", order_by="created_at"), key)
+        self._markers[key] = markers(notes, self._self_id())
         events = self.mapper.changes(row, labels, states, self._self_id())
         events += field_events(row, notes, self._self_id())
         if self.milestones:
@@ -973,13 +990,10 @@ class GitLabTracker:
         return out
 
     def _posted(self, iid: int) -> set[str]:
-        """The step markers in the notes that the token's user wrote (raises
-        ``Retryable`` and client errors).  A marker in anybody else's note is a
-        copy or a forgery: anyone who may comment can type it."""
-        me = self._self_id()
+        """The step markers on the issue, its notes read now (raises ``Retryable``
+        and client errors)."""
         notes = [n.asdict() for n in self.project.issues.get(iid, lazy=True).notes.list(iterator=True, per_page=100)]
-        return {m for n in notes if not n.get("system") and (n.get("author") or {}).get("id") == me
-                for m in TAG.findall(str(n.get("body") or ""))}
+        return markers(notes, self._self_id())
 
     def _post_notes(self, iid: int, key: str, changes: Sequence[Change],
                     add: Sequence[str]) -> list[dict[str, Any]] | None:
@@ -990,7 +1004,10 @@ class GitLabTracker:
             return []
         posted: set[str] = set()
         if any(c.step is not None for c in steps):
-            posted = self._call("reading the notes before writing", lambda: self._posted(iid), key)
+            # the notes this pass read for the history, else read now
+            seen = self._markers.pop(key, None)
+            posted = seen if seen is not None else self._call("reading the notes before writing",
+                                                              lambda: self._posted(iid), key)
         answers = [self._create(iid, key, note) for note in self._notes(changes, add, posted)]
         return [a for a in answers if a is not None] if all(a is not None for a in answers) else None
 

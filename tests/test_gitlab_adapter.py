@@ -681,6 +681,19 @@ def test_a_failure_between_note_and_labels_never_duplicates_the_note(fake: GitLa
     assert count(fake, "POST", NOTES) == 0
 
 
+def test_a_step_note_on_an_issue_read_this_pass_reads_its_notes_once(fake: GitLabFake, tmp_path: Path) -> None:
+    """The notes a pass read for an issue's history tell which step markers are on
+    it: the check before a step's note reads them again only for an issue whose
+    history the pass did not read (tests/test_delta.py: the issues due by time)."""
+    store = Store(str(tmp_path / "s.sqlite"))
+    iid = fake.create_issue(PROJECT, "Down", author="erin", created_at=at("2026-11-02T08:00:00"),
+                            labels=["priority::1"])
+    first = one_pass(fake, store, "2026-11-02T17:00:00Z")
+    assert first.errors == []
+    assert [n["body"].split("\n")[0] for n in people_notes(fake, iid)] == ["Resolution breached: escalated."]
+    assert count(fake, "GET", NOTES) == 1
+
+
 def test_a_pass_killed_between_note_and_labels_never_duplicates_the_note(fake: GitLabFake, tmp_path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     store = Store(str(tmp_path / "s.sqlite"))
