@@ -26,8 +26,9 @@ history is the copy's plus the events of sla-sync's writes, built from GitLab's
 answers to them (``Mapper.after_writes``: the notes as their ``POST`` answered, the
 label, due-date and assignee changes at the ``PUT``'s ``updated_at``, to the
 second): no history request.  Otherwise (any difference, a write whose answer was
-lost, a label that moves the status or the priority, a scoped label GitLab swapped)
-the issue's history is read whole, as ``fetch`` reads it.  What such a row cannot
+lost, a label that moves the status or the priority, a scoped label GitLab swapped,
+a ``PUT`` that GitLab's throttled touch left undated) the issue's history is read
+whole, as ``fetch`` reads it.  What such a row cannot
 show is a change undone within those seconds (a label added and removed again, a
 comment posted and another deleted): such a pair is missing from the mirror's copy
 until the issue's next change (a new ``updated_at``, note count, labels or first
@@ -522,7 +523,9 @@ class Mapper:
         milestone or number of notes other than the copy and the writes make (a
         person's change since the copy was read, or a write GitLab did more with,
         such as a scoped label replacing another), or a write that would move the
-        status or the priority; the history must then be read whole."""
+        status or the priority, or a ``PUT`` whose answer kept the copy's
+        ``updated_at`` (GitLab's throttled touch: the answer does not date the
+        write); the history must then be read whole."""
         issue = before.issue
         add = [lbl for lbl in wrote.add if lbl not in issue.labels]
         remove = [lbl for lbl in wrote.remove if lbl in issue.labels]
@@ -544,6 +547,8 @@ class Mapper:
             return None
         ours: list[Event] = []
         if wrote.put is not None:
+            if str(wrote.put["updated_at"]) == before.version:
+                return None  # GitLab's throttled touch did not date the write: when it happened is unknown
             at = instant(str(wrote.put["updated_at"]))
             if add or remove:
                 if any(e.at == at and e.kind == "label" and e.by_self for e in issue.events):

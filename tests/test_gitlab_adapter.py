@@ -330,6 +330,25 @@ def test_refresh_builds_a_written_issue_from_its_writes_as_a_whole_read_does(fak
                                             ("comment", None), ("comment", None)], key=str)
 
 
+def test_refresh_reads_the_history_when_gitlab_did_not_date_the_write(fake: GitLabFake) -> None:
+    """A label-only write within a minute of the issue's last update: GitLab's
+    throttled touch leaves ``updated_at`` as it was, so the ``PUT``'s answer does
+    not tell when the labels changed, and the history is read whole."""
+    iid = fake.create_issue(PROJECT, "Down", author="erin", created_at=at("2026-11-02T08:00:00"),
+                            labels=["priority::1"])
+    fake.add_note(PROJECT, iid, "Still down.", by="erin", at=at("2026-11-02T11:59:30"))
+    tracker = make(fake)
+    (before,) = tracker.fetch(None, {}).issues
+    tracker.apply(str(iid), [Change("add_labels", values=("sla:at-risk",))])  # at 12:00:00
+    assert fake.issue(PROJECT, iid).updated_at == at("2026-11-02T11:59:30")
+    fake.reset_counts()
+    (built,) = tracker.refresh([str(iid)], {str(iid): before})
+    assert [count(fake, "GET", path) for path in HISTORY] == [1, 1, 1]
+    (whole,) = make(fake).refresh([str(iid)])
+    assert built.issue == whole.issue
+    assert [e.at for e in built.issue.events if e.kind == "label" and e.by_self] == [ts("2026-11-02T12:00:00Z")]
+
+
 @pytest.mark.parametrize("case", ["a person's comment", "a lost answer", "an answer without its time",
                                   "no copy", "a status label"])
 def test_refresh_reads_the_history_whole_when_the_row_or_an_answer_says_less(
