@@ -14,7 +14,10 @@ temporary file, then runs, each in a fresh process:
   metrics of ``metrics:`` cost per issue (``--no-custom`` leaves it out);
 - with ``--before DIR``, also ``sla-sync evaluate`` from the source tree DIR (say a
   ``git worktree`` of the previous commit), on the same file: today's figures
-  beside those of before.
+  beside those of before;
+- with ``--stdlib-floor``, also the same floor loop with the standard library's
+  ``json`` instead of orjson, and each process's ratio to that floor in a column of
+  its own: the floor of an evaluator written with the standard library alone.
 
 It prints, per process, the CPU time per issue (user + system: on a busy machine
 the steadier measure), its ratio to the floor's (goal: at most 3), the same ratio
@@ -44,6 +47,13 @@ for line in open(sys.argv[1], "rb"):
     obj = orjson.loads(line)
     out.write(orjson.dumps({"key": obj["key"], "level": "P3"}) + b"\\n")
 """
+STDLIB_FLOOR = """
+import sys, json
+out = sys.stdout
+for line in open(sys.argv[1], "rb"):
+    obj = json.loads(line)
+    out.write(json.dumps({"key": obj["key"], "level": "P3"}) + "\\n")
+"""
 
 def measure(cmd: list[str], tree: Path | None = None) -> tuple[float, float, int]:
     """Wall seconds, CPU seconds and peak RSS (KiB) of ``cmd``, which must succeed;
@@ -68,6 +78,8 @@ def main() -> None:
     parser.add_argument("--no-custom", action="store_true", help="leave out the run with custom metrics")
     parser.add_argument("--before", type=Path, metavar="DIR",
                         help="also run sla-sync evaluate from this source tree (the code before a change)")
+    parser.add_argument("--stdlib-floor", action="store_true",
+                        help="also the floor with the standard library's json, and each ratio to it")
     args = parser.parse_args()
     import orjson
     from synthetic import generate
@@ -82,7 +94,8 @@ def main() -> None:
         runs.append(("evaluate, custom metrics", ROOT, evaluate_with(ROOT / "policies" / "custom-metrics.yaml")))
     if args.before is not None:
         runs.insert(0, (f"before ({args.before})", args.before.resolve(), evaluate))
-    print(f"{'issues':>9} {'process':<24} {'CPU us/issue':>12} {'ratio':>6} {'wall ratio':>10} {'peak MiB':>9}")
+    extra = f" {'ratio (json)':>12}" if args.stdlib_floor else ""
+    print(f"{'issues':>9} {'process':<24} {'CPU us/issue':>12} {'ratio':>6} {'wall ratio':>10} {'peak MiB':>9}{extra}")
     with tempfile.TemporaryDirectory() as tmp:
         for size in (int(s) for s in args.sizes.split(",")):
             path = Path(tmp) / f"issues-{size}.jsonl"
@@ -90,16 +103,20 @@ def main() -> None:
                 for obj in generate(size, seed=3, span_days=365):
                     f.write(orjson.dumps(obj) + b"\n")
             commands = [("floor", [sys.executable, "-c", FLOOR, str(path)], None)]
+            if args.stdlib_floor:
+                commands.append(("floor, stdlib json", [sys.executable, "-c", STDLIB_FLOOR, str(path)], None))
             commands += [(name, [*command, str(path)], tree) for name, tree, command in runs]
             figures: dict[str, list[tuple[float, float, int]]] = {name: [] for name, _, _ in commands}
             for _ in range(args.repeat):  # in turns, so that each meets the machine's load alike
                 for name, cmd, tree in commands:
                     figures[name].append(measure(cmd, tree))
             floor_wall, floor_cpu, _ = best(figures["floor"])
+            json_cpu = best(figures["floor, stdlib json"])[1] if args.stdlib_floor else None
             for name, _, _ in commands:
                 wall, cpu, kib = best(figures[name])
+                to_json = f" {cpu / json_cpu:>12.2f}" if json_cpu else ""
                 print(f"{size:>9} {name:<24} {cpu / size * 1e6:>12.2f} {cpu / floor_cpu:>6.2f} "
-                      f"{wall / floor_wall:>10.2f} {kib / 1024:>9.1f}", flush=True)
+                      f"{wall / floor_wall:>10.2f} {kib / 1024:>9.1f}{to_json}", flush=True)
             os.unlink(path)
 
 
