@@ -776,7 +776,8 @@ class GitLabTracker:
         return assemble(
             rows, since, cached,
             identify=lambda r: (str(r["iid"]), str(r["updated_at"]), instant(r["updated_at"])),
-            history=self._events, track=self.mapper.tracked, where=f"GitLab {self.url}", same=self.mapper.unchanged,
+            history=partial(self._events, keep_markers=True), track=self.mapper.tracked,
+            where=f"GitLab {self.url}", same=self.mapper.unchanged,
         )
 
     def refresh(self, keys: Iterable[str], before: Mapping[str, Tracked] | None = None) -> list[Tracked]:
@@ -806,7 +807,9 @@ class GitLabTracker:
                 out.append(self.mapper.tracked(row, events if events is not None else self._events(row)))
         return out
 
-    def _events(self, row: Mapping[str, Any]) -> tuple[Event, ...]:
+    def _events(self, row: Mapping[str, Any], *, keep_markers: bool = False) -> tuple[Event, ...]:
+        """The issue's history; with ``keep_markers`` (a pass's fetch, which may write
+        next), the step markers of its notes are kept for ``_post_notes``."""
         key = str(row["iid"])
         issue = self.project.issues.get(int(row["iid"]), lazy=True)
 
@@ -816,7 +819,8 @@ class GitLabTracker:
         labels = self._call("reading the label history", lambda: pages(issue.resourcelabelevents), key)
         states = self._call("reading the state history", lambda: pages(issue.resourcestateevents), key)
         notes = self._call("reading the notes", lambda: pages(issue.notes, sort="asc", order_by="created_at"), key)
-        self._markers[key] = markers(notes, self._self_id())
+        if keep_markers:
+            self._markers[key] = markers(notes, self._self_id())
         events = self.mapper.changes(row, labels, states, self._self_id())
         events += field_events(row, notes, self._self_id())
         if self.milestones:
@@ -1002,8 +1006,9 @@ class GitLabTracker:
 
     def _post_notes(self, iid: int, key: str, changes: Sequence[Change],
                     add: Sequence[str]) -> list[dict[str, Any]] | None:
-        """Post the step notes that are not on the issue yet (one read of the notes
-        first); the answers GitLab gave to each ``POST``, ``None`` if one is not in hand."""
+        """Post the step notes that are not on the issue yet (their markers from the
+        notes this pass's fetch read, else from one read of the notes first); the
+        answers GitLab gave to each ``POST``, ``None`` if one is not in hand."""
         steps = [c for c in changes if c.kind in ("comment", "watchers")]
         if not steps:
             return []
